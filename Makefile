@@ -1,0 +1,30 @@
+# 城管一张图 — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+# Without DATABASE_URL a project-local PostGIS cluster under var/ is used.
+LOCALDB := $(if $(DATABASE_URL),,scripts/localdb.sh start onemap)
+
+.PHONY: run test setup setup-test db stop lint demo clean-db
+
+run: setup db
+	$(PY) -m loaders bootstrap
+	$(PY) app.py
+
+test: setup-test
+	$(if $(DATABASE_URL),,scripts/localdb.sh start onemap)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup:
+	bash scripts/setup.sh
+
+setup-test:
+	bash scripts/setup.sh --browser
+
+db:
+	$(LOCALDB)
+
+stop:
+	bash scripts/localdb.sh stop
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -1,0 +1,1 @@
+"""HTTP API routes (Flask, on the Dash server)."""

@@ -1,0 +1,56 @@
+"""Composition root: settings -> Dash app -> routes and callbacks -> `server`.
+
+Run `python app.py` to serve with gunicorn (or the Dash dev server when ONEMAP_DEBUG=true).
+"""
+
+from __future__ import annotations
+
+import dash
+
+from api import routes
+from callbacks import map_page
+from settings import PROJECT_ROOT, Settings
+
+
+def create_app(settings: Settings) -> dash.Dash:
+    """Build the Dash app and its Flask server; no database work happens here."""
+    app = dash.Dash(
+        __name__,
+        title=settings.title,
+        assets_folder=str(PROJECT_ROOT / "assets"),
+        serve_locally=True,
+        update_title=None,
+    )
+    app.layout = lambda: map_page.layout(settings)
+    routes.register(app.server, settings)
+    map_page.register(app)
+    return app
+
+
+def serve(app: dash.Dash, settings: Settings) -> None:
+    """Serve with gunicorn, or the Dash development server in debug mode."""
+    if settings.debug:
+        app.run(host=settings.host, port=settings.port, debug=True)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return app.server
+
+    print(f"城管一张图: http://{settings.host}:{settings.port}/", flush=True)
+    Server().run()
+
+
+settings = Settings()
+app = create_app(settings)
+server = app.server
+
+if __name__ == "__main__":
+    serve(app, settings)

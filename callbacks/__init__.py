@@ -1,0 +1,1 @@
+"""Dash page areas: each module exposes `layout(settings)` pieces and `register(app)`."""

@@ -1,0 +1,1 @@
+"""Database access: settings-driven engine, ORM models, migrations and query builders."""

@@ -1,0 +1,1 @@
+"""Importers, the demo-city generator and the command line (`python -m loaders …`)."""

@@ -1,0 +1,66 @@
+"""Application settings (pydantic-settings): `ONEMAP_*` variables plus `DATABASE_URL`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+LOCAL_URL_FILE = PROJECT_ROOT / "var" / "database_url"
+
+
+class DatabaseNotConfigured(RuntimeError):
+    """Neither DATABASE_URL nor the project-local cluster is available."""
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Turn the plain `postgresql://` form users copy into the psycopg 3 driver URL."""
+    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONEMAP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "ONEMAP_DATABASE_URL")
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=1, le=65535)
+    debug: bool = False
+    workers: int = Field(default=2, ge=1, le=64)
+    title: str = "城管一张图"
+    # Initial map view: Jinan (济南) city centre.
+    map_center_lon: float = 117.02
+    map_center_lat: float = 36.65
+    map_zoom: int = Field(default=10, ge=0, le=22)
+    tianditu_key: str = ""
+    statement_timeout_ms: int = Field(default=30_000, ge=100)
+
+    @field_validator("database_url")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        return v or None
+
+    def sqlalchemy_url(self) -> str:
+        """The database URL for SQLAlchemy, falling back to the project-local cluster."""
+        url = self.database_url
+        if url is None and LOCAL_URL_FILE.exists():
+            url = LOCAL_URL_FILE.read_text(encoding="utf-8").strip()
+        if not url:
+            raise DatabaseNotConfigured(
+                "未配置数据库：请设置 DATABASE_URL，或先运行 `make run` 启动项目内置的 PostGIS。"
+            )
+        return to_sqlalchemy_url(url)

@@ -1,0 +1,163 @@
+"""Fixtures: a fresh, migrated PostGIS database per test session, the real server, real Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from geodata.db import make_engine, migrate
+from loaders.boundaries import load_shandong
+from settings import PROJECT_ROOT, Settings
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+def server_url() -> str:
+    """The configured database server (DATABASE_URL or the project-local cluster)."""
+    return os.environ.get("ONEMAP_TEST_DATABASE_URL") or Settings().sqlalchemy_url()
+
+
+class ScratchDatabases:
+    """Creates and drops throw-away databases on the configured server."""
+
+    def __init__(self, base_url: str):
+        self.base = make_url(base_url)
+        self.admin = create_engine(self.base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def create(self, prefix: str = "onemap_test") -> str:
+        """Create an empty database and return its URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return self.base.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        """Drop every database this object created."""
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def scratch():
+    """Factory of empty databases, all dropped at the end of the session."""
+    dbs = ScratchDatabases(server_url())
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(scratch) -> str:
+    """URL of the session's database: migrated and loaded with the Shandong boundaries."""
+    url = scratch.create()
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        load_shandong(conn)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    """Engine on the session database."""
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url) -> Settings:
+    """Settings pointing at the session database."""
+    return Settings(DATABASE_URL=database_url)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url):
+    """The real server (`python app.py`, gunicorn) on a free port; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "ONEMAP_PORT": str(port),
+           "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false"}  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "server.log", "w")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_for(base, proc)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def wait_for(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Block until the server answers, or fail with its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((ARTIFACTS / "server.log").read_text())
+        try:
+            if requests.get(base + "/", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    raise TimeoutError(f"server at {base} did not start")
+
+
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1600,1000",
+]
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Debian's headless Chromium through chromedriver, with the console log captured."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = os.environ.get("ONEMAP_CHROMIUM", "/usr/bin/chromium")
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver_path = os.environ.get("ONEMAP_CHROMEDRIVER", "/usr/bin/chromedriver")
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+def save_artifact(driver, name: str) -> Path:
+    """Save a screenshot under test-artifacts/ and return its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
