@@ -64,7 +64,6 @@ def along(road: Road, spacing: float, offset: float, rng) -> tuple[np.ndarray, n
 
 def add_components(t: Tables, d: District, placed: Placed, rng) -> None:
     """Components of all six major classes along the roads, with valid 16-digit codes."""
-    lat = d.lattice
     statuses, p = zip(*STATUS_P.items(), strict=True)
     for cls, road_classes, spacing, offsets in COMPONENT_RULES:
         xs, ys = [], []
@@ -77,7 +76,6 @@ def add_components(t: Tables, d: District, placed: Placed, rng) -> None:
         _queue_components(t, d, placed, cls, np.concatenate(xs), np.concatenate(ys), rng,
                           statuses, p)  # fmt: skip
     _park_components(t, d, placed, rng, statuses, p)
-    del lat
 
 
 def _park_components(t, d: District, placed: Placed, rng, statuses, p) -> None:
@@ -215,9 +213,8 @@ def add_sanitation(t: Tables, d: District, placed: Placed, rng) -> None:
     if lat.district_code == "370102":
         p = cells[-1].geom.representative_point()
         rows.append(("CL370102", "生活垃圾处理厂", "垃圾处理厂", 2000.0, "吨/日", "全天", p.x, p.y))
-    for comp_id, x, y, code, _status in placed.components.get("0305", [])[::2]:
+    for _id, x, y, code, _status in placed.components.get("0305", [])[::2]:
         rows.append((f"LT{code}", "果皮箱", "垃圾箱", 0.12, "立方米", None, x, y))
-        del comp_id
     x = np.array([r[-2] for r in rows])
     y = np.array([r[-1] for r in rows])
     t.add("sanitation_facility", ("code", "name", "kind", "capacity", "capacity_unit",

@@ -9,7 +9,7 @@ import shapely
 from shapely.geometry import LineString, MultiLineString, box
 
 from loaders.demo.bulk import Tables, geom_ewkb
-from loaders.demo.lattice import Lattice, line_class
+from loaders.demo.lattice import Lattice, as_multipolygon, line_class
 from loaders.demo.names import NamePool, road_name
 
 ROAD_WIDTH = {"主干路": 40.0, "次干路": 24.0, "支路": 14.0, "街巷": 7.0}
@@ -70,8 +70,6 @@ def add_admin_and_grids(t: Tables, lat: Lattice) -> None:
 
 def _multi(geom):
     """Union result as a MultiPolygon."""
-    from loaders.demo.lattice import as_multipolygon
-
     return as_multipolygon(geom)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, text
 
-from loaders.demo.lattice import TO_GEO
+from loaders.demo.lattice import TO_GEO, to_geo
 
 SRID = 4490
 
@@ -23,7 +23,7 @@ def points_ewkb(x: np.ndarray, y: np.ndarray) -> list[str]:
 def geom_ewkb(geoms) -> list[str]:
     """Metric shapely geometries to hex EWKB in EPSG:4490."""
     geoms = np.asarray(geoms, dtype=object)
-    geo = shapely.transform(geoms, lambda xy: np.column_stack(TO_GEO.transform(xy[:, 0], xy[:, 1])))
+    geo = to_geo(geoms)
     bad = ~shapely.is_valid(geo)
     if bad.any():  # reprojection can pinch a clipped sliver into a self-touching ring
         geo[bad] = [_repaired(g) for g in geo[bad]]

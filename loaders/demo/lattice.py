@@ -15,7 +15,6 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon, box
-from shapely.ops import transform
 
 METRIC_SRID = 4548  # CGCS2000 / 3-degree Gauss-Kruger CM 117E (Jinan)
 TO_METRIC = Transformer.from_crs(4490, METRIC_SRID, always_xy=True)
@@ -78,12 +77,12 @@ class Lattice:
 
 def to_metric(geom):
     """EPSG:4490 geometry to the metric plane."""
-    return transform(TO_METRIC.transform, geom)
+    return shapely.transform(geom, lambda xy: np.column_stack(TO_METRIC.transform(*xy.T)))
 
 
 def to_geo(geom):
     """Metric geometry back to EPSG:4490."""
-    return transform(TO_GEO.transform, geom)
+    return shapely.transform(geom, lambda xy: np.column_stack(TO_GEO.transform(*xy.T)))
 
 
 def spaced_lines(lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
