@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     map_zoom: int = Field(default=10, ge=0, le=22)
     tianditu_key: str = ""
     statement_timeout_ms: int = Field(default=30_000, ge=100)
+    tile_cache_mb: int = Field(default=256, ge=0)
+    # Until sign-in exists, this decides whether restricted layers (cameras) are served at all.
+    show_restricted: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -1,26 +1,45 @@
-"""JSON routes on the Dash server; every error answers JSON with a Chinese message."""
+"""HTTP routes on the Dash server: vector tiles and the JSON API. Errors answer JSON, never 500s."""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from sqlalchemy import text
 
-from errors import BadRequest, OneMapError
+from errors import BadRequest, NotFound, OneMapError
 from geodata import catalog
+from geodata.archive import object_archive
 from geodata.db import engine_for
+from geodata.geocoding import geocode, reverse
+from geodata.layer_sql import features_sql, parse_filters
 from geodata.queries import admin_areas_geojson
+from geodata.stats import layer_stats
+from layers.registry import LAYERS, REGISTRY, Layer
+from layers.tiles import TileCache, get_tile
 from settings import Settings
 
 MAX_TOLERANCE = 0.01
+MAX_FEATURES = 10_000
+TILE_MAX_AGE = 60
 
 
 def register(server: Flask, settings: Settings) -> None:
-    """Attach the API routes and the JSON error handler to the Flask server."""
-
+    """Attach the routes and the JSON error handlers to the Flask server."""
     server.json.ensure_ascii = False  # Chinese messages stay readable
+    cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
+    engine = lambda: engine_for(settings)  # noqa: E731 - created on first use, not at import
 
     @server.errorhandler(OneMapError)
     def _onemap_error(exc: OneMapError):
         return jsonify({"error": exc.message, "status": exc.status}), exc.status
+
+    @server.errorhandler(404)
+    def _not_found(_exc):
+        return jsonify({"error": "没有这个地址", "status": 404}), 404
+
+    @server.get("/tiles/<path:rest>")
+    @server.get("/api/<path:rest>")
+    def _unknown(rest: str):
+        raise NotFound("没有这个地址：瓦片为 /tiles/<图层>/<z>/<x>/<y>.pbf，接口见 /api/layers")
 
     @server.get("/api/admin/<level>")
     def admin_areas(level: str):
@@ -32,9 +51,133 @@ def register(server: Flask, settings: Settings) -> None:
         parent = request.args.get("parent") or None
         if parent is not None and not parent.isdigit():
             raise BadRequest("parent 必须是数字行政区划代码")
-        with engine_for(settings).connect() as conn:
+        with engine().connect() as conn:
             body = admin_areas_geojson(conn, level=level, parent=parent, tolerance=tolerance)
         return jsonify(body)
+
+    @server.get("/api/layers")
+    def layers():
+        return jsonify({"layers": [layer_json(x) for x in LAYERS if allowed(x, settings)]})
+
+    @server.get(
+        "/tiles/<layer_id>/<int(signed=True):z>/<int(signed=True):x>/<int(signed=True):y>.pbf"
+    )
+    def tile(layer_id: str, z: int, x: int, y: int):
+        layer = find_layer(layer_id, settings)
+        filters = parse_filters(layer, request.args.to_dict(), ignore={"v"})
+        found = get_tile(engine(), cache, layer, z, x, y, filters)
+        return tile_response(found)
+
+    @server.get("/api/features/<layer_id>")
+    def features(layer_id: str):
+        layer = find_layer(layer_id, settings)
+        args = request.args.to_dict()
+        limit = int(parse_float(args.get("limit", "1000"), "limit", 1, MAX_FEATURES))
+        bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
+        filters = parse_filters(layer, args, ignore={"bbox", "limit"})
+        sql, params = features_sql(layer, filters, bbox)
+        with engine().connect() as conn:
+            matched, feats = conn.execute(text(sql), {**params, "limit": limit}).one()
+        return jsonify({"type": "FeatureCollection", "features": feats,
+                        "numberMatched": matched, "numberReturned": len(feats)})  # fmt: skip
+
+    @server.get("/api/objects/<layer_id>/<int:object_id>")
+    def archive(layer_id: str, object_id: int):
+        layer = find_layer(layer_id, settings)
+        with engine().connect() as conn:
+            return jsonify(object_archive(conn, layer, object_id))
+
+    @server.get("/api/geocode")
+    def geocode_route():
+        query = request.args.get("q", "").strip()
+        if not query:
+            raise BadRequest("请提供查询参数 q")
+        if len(query) > 100:
+            raise BadRequest("查询文本过长（最多 100 字）")
+        limit = int(parse_float(request.args.get("limit", "10"), "limit", 1, 100))
+        with engine().connect() as conn:
+            return jsonify({"query": query, "results": geocode(conn, query, limit)})
+
+    @server.get("/api/reverse")
+    def reverse_route():
+        lon = parse_float(required(request.args, "lon"), "lon", -180, 180)
+        lat = parse_float(required(request.args, "lat"), "lat", -90, 90)
+        with engine().connect() as conn:
+            return jsonify(reverse(conn, lon, lat))
+
+    @server.get("/api/stats/<layer_id>")
+    def stats(layer_id: str):
+        layer = find_layer(layer_id, settings)
+        args = request.args.to_dict()
+        by = layer.field(required(args, "by"))
+        if by is None or not by.filterable:
+            allowed_by = ", ".join(f.name for f in layer.filterable) or "无"
+            raise BadRequest(f"图层 {layer.id} 不能按 {args['by']} 统计（可用：{allowed_by}）")
+        area = args.get("area") or None
+        if area is not None and not area.isdigit():
+            raise BadRequest("area 必须是数字行政区划代码")
+        filters = parse_filters(layer, args, ignore={"by", "area"})
+        with engine().connect() as conn:
+            return jsonify(layer_stats(conn, layer, area=area, by=by, filters=filters))
+
+
+def allowed(layer: Layer, settings: Settings) -> bool:
+    """Whether this request may see the layer (restricted layers need permission)."""
+    return not layer.restricted or settings.show_restricted
+
+
+def find_layer(layer_id: str, settings: Settings) -> Layer:
+    """The registry layer, 404 when unknown, 403 when restricted."""
+    layer = REGISTRY.get(layer_id)
+    if layer is None:
+        raise NotFound(f"没有图层 {layer_id}")
+    if not allowed(layer, settings):
+        raise Forbidden(f"图层 {layer.title} 受限，无权访问")
+    return layer
+
+
+class Forbidden(OneMapError):
+    """The layer or object is not for this request."""
+
+    status = 403
+
+
+def tile_response(tile) -> Response:
+    """204 for an empty tile, 304 when the ETag matches, gzip when accepted."""
+    headers = {"ETag": tile.etag, "Cache-Control": f"public, max-age={TILE_MAX_AGE}"}
+    if request.if_none_match.contains(tile.etag.strip('"')):
+        return Response(status=304, headers=headers)
+    if not tile.data:
+        return Response(status=204, headers=headers)
+    body = tile.data
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body, headers["Content-Encoding"] = tile.gzipped, "gzip"
+    headers["Vary"] = "Accept-Encoding"
+    return Response(body, headers=headers, mimetype="application/vnd.mapbox-vector-tile")
+
+
+def layer_json(layer: Layer) -> dict:
+    """The registry entry as JSON for clients."""
+    s = layer.style
+    return {
+        "id": layer.id, "title": layer.title, "group": layer.group, "geometry": layer.geometry,
+        "fields": [{"name": f.name, "title": f.title, "kind": f.kind, "filterable": f.filterable,
+                    "values": list(f.values), "range": f.range} for f in layer.fields],
+        "popup": list(layer.popup), "min_zoom": layer.min_zoom, "max_zoom": layer.max_zoom,
+        "detail_zoom": layer.detail_zoom, "restricted": layer.restricted,
+        "style": {"color": s.color, "fill": s.fill, "radius": s.radius, "weight": s.weight,
+                  "fill_opacity": s.fill_opacity, "by": s.by, "label": s.label},
+        "legend": [{"label": e.label, "color": e.color, "value": e.value} for e in s.legend],
+        "tiles": f"/tiles/{layer.id}/{{z}}/{{x}}/{{y}}.pbf",
+    }  # fmt: skip
+
+
+def required(args, name: str) -> str:
+    """A required query parameter, or 400."""
+    value = args.get(name)
+    if value is None or value == "":
+        raise BadRequest(f"缺少参数 {name}")
+    return value
 
 
 def parse_float(raw: str, name: str, low: float, high: float) -> float:
@@ -46,3 +189,15 @@ def parse_float(raw: str, name: str, low: float, high: float) -> float:
     if not low <= value <= high:
         raise BadRequest(f"参数 {name} 必须在 {low} 与 {high} 之间")
     return value
+
+
+def parse_bbox(raw: str) -> tuple[float, float, float, float]:
+    """`minx,miny,maxx,maxy` in lon/lat degrees, or 400."""
+    parts = raw.split(",")
+    if len(parts) != 4:
+        raise BadRequest("bbox 必须是 minx,miny,maxx,maxy 四个数")
+    minx, maxx = (parse_float(parts[i], "bbox", -180, 180) for i in (0, 2))
+    miny, maxy = (parse_float(parts[i], "bbox", -90, 90) for i in (1, 3))
+    if minx >= maxx or miny >= maxy:
+        raise BadRequest("bbox 的最小值必须小于最大值")
+    return minx, miny, maxx, maxy

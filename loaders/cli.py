@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from geodata.db import engine_for, is_migrated, migrate
+from loaders import demo, osm
 from loaders.boundaries import load_shandong
+from loaders.importer.run import MODES, ImportOptions, ImportUsageError, run_import
+from loaders.importer.specs import SPECS
 from settings import DatabaseNotConfigured, Settings
 
 
@@ -31,7 +37,7 @@ def cmd_migrate(args, settings: Settings) -> int:
     engine = engine_for(settings)
     fresh = not is_migrated(engine)
     migrate(engine)
-    print("数据库已创建并迁移到最新版本" if fresh else "数据库已是最新版本")
+    print("数据库已创建并迁移到最新版本" if fresh else "数据库已迁移到最新版本")
     return 0
 
 
@@ -44,13 +50,81 @@ def cmd_boundaries(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args, settings: Settings) -> int:
+    """Generate the demo city (replaces streets, communities and all city data)."""
+    engine = prepared_engine(settings)
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM admin_area)")).scalar():
+            load_shandong(conn)
+        began = time.monotonic()
+        print(f"生成演示城市：规模 {args.scale}，随机种子 {args.seed}")
+        written = demo.generate(conn, args.scale, args.seed)
+    for table, n in written.items():
+        print(f"  {table:22s} {n:>10,d}")
+    print(f"演示城市已导入，共用时 {time.monotonic() - began:.0f} 秒")
+    return 0
+
+
 def cmd_bootstrap(args, settings: Settings) -> int:
-    """Migrate, then load the starting data when the database is empty (used by `make run`)."""
+    """Migrate, then load the demo city when the database is empty (used by `make run`)."""
     engine = prepared_engine(settings)
     if database_is_empty(engine):
-        return cmd_boundaries(args, settings)
+        args.scale, args.seed = os.environ.get("ONEMAP_DEMO_SCALE", "city"), 1
+        return cmd_demo(args, settings)
     print("数据库已有数据，跳过初始数据导入")
     return 0
+
+
+def progress(message: str) -> None:
+    """Progress lines, flushed at once (they show how far a long import got)."""
+    print(message, flush=True)
+
+
+def cmd_import(args, settings: Settings) -> int:
+    """Import a file into a layer; exit 1 when rows (or the file) were rejected, 2 on misuse."""
+    opts = ImportOptions(
+        layer=args.layer, path=Path(args.file), maps=args.map or [], mapping_file=args.mapping,
+        crs=args.crs, encoding=args.encoding, sublayer=args.sublayer, mode=args.mode,
+        strict=args.strict, extent=args.extent, stack_threshold=args.stack_threshold,
+        progress=progress,
+    )  # fmt: skip
+    try:
+        report = run_import(prepared_engine(settings), opts)
+    except ImportUsageError as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("导入已中断，数据库未改动", file=sys.stderr)
+        return 130
+    print(report.summary())
+    if args.report:
+        report.write_json(Path(args.report))
+        print(f"报告已写入 {args.report}")
+    return 1 if report.rejected else 0
+
+
+def add_import_parser(sub) -> None:
+    """`import <layer> <file> [options]`."""
+    p = sub.add_parser("import", help="导入 GeoJSON/Shapefile/GeoPackage/CSV 文件到图层")
+    p.add_argument("layer", choices=list(SPECS), help="目标图层")
+    p.add_argument("file", help="源文件（.geojson .shp .gpkg .csv .csv.gz）")
+    p.add_argument("--map", action="append", metavar="SRC=DST", help="字段映射：源字段=目标字段")
+    p.add_argument("--mapping", type=Path, metavar="FILE.yaml", help="YAML 映射文件")
+    p.add_argument("--crs", help="源坐标系：EPSG:4326、4548、gk117、gk3-39、gcj02、bd09")
+    p.add_argument("--encoding", help="文本编码，如 gbk（Shapefile 默认按 .cpg）")
+    p.add_argument("--sublayer", help="GeoPackage 等多图层文件中的图层名")
+    p.add_argument("--mode", choices=MODES, default="append", help="追加、替换或按编码更新")
+    p.add_argument("--strict", action="store_true", help="任何一行有错误则整个文件不导入")
+    p.add_argument("--report", metavar="FILE.json", help="写出 JSON 导入报告")
+    p.add_argument("--extent", metavar="MINX,MINY,MAXX,MAXY", help="城市范围（默认行政区划范围）")
+    p.add_argument("--stack-threshold", type=int, metavar="N",
+                   help="同一坐标上至少 N 行时标记为堆叠（默认 10 或映射文件中的值，0 关闭）")  # fmt: skip
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_osm(args, settings: Settings) -> int:
+    """Import an OpenStreetMap extract into the city layers."""
+    return osm.run(args, prepared_engine(settings))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="创建扩展并迁移数据库").set_defaults(func=cmd_migrate)
     sub.add_parser("boundaries", help="导入山东省市、区县边界").set_defaults(func=cmd_boundaries)
+    demo_parser = sub.add_parser("demo", help="生成演示城市（替换现有城市数据）")
+    demo_parser.add_argument("--scale", choices=sorted(demo.SCALES), default="city")
+    demo_parser.add_argument("--seed", type=int, default=1)
+    demo_parser.set_defaults(func=cmd_demo)
     sub.add_parser("bootstrap", help="迁移；数据库为空时导入初始数据").set_defaults(
         func=cmd_bootstrap
     )
+    osm_parser = osm.add_arguments(sub.add_parser("osm", help="导入 OpenStreetMap 数据"))
+    osm_parser.set_defaults(func=cmd_osm)
+    add_import_parser(sub)
     return parser
 
 

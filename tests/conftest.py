@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from geodata.db import make_engine, migrate
+from loaders import demo
 from loaders.boundaries import load_shandong
 from settings import PROJECT_ROOT, Settings
 
@@ -72,6 +73,27 @@ def database_url(scratch) -> str:
 
 
 @pytest.fixture(scope="session")
+def demo_database_url(scratch) -> str:
+    """URL of a second session database holding the small demo city (seed 1)."""
+    url = scratch.create("onemap_demo")
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        load_shandong(conn)
+        demo.generate(conn, "small", 1, log=lambda _m: None)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_database_url):
+    """Engine on the demo-city database."""
+    eng = make_engine(demo_database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
 def engine(database_url):
     """Engine on the session database."""
     eng = make_engine(database_url)
@@ -93,10 +115,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url):
-    """The real server (`python app.py`, gunicorn) on a free port; yields its base URL."""
+def live_server(demo_database_url):
+    """The real server (`python app.py`, gunicorn) on the demo city; yields its base URL."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "ONEMAP_PORT": str(port),
+    env = {**os.environ, "DATABASE_URL": demo_database_url, "ONEMAP_PORT": str(port),
            "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false"}  # fmt: skip
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "server.log", "w")  # noqa: SIM115 - lives as long as the server

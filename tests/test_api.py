@@ -7,8 +7,8 @@ from shapely.geometry import shape
 from sqlalchemy import text
 
 
-def test_district_geojson_matches_database(live_server, engine):
-    with engine.connect() as conn:
+def test_district_geojson_matches_database(live_server, demo_engine):
+    with demo_engine.connect() as conn:
         expected = conn.execute(text("SELECT count(*) FROM admin_area WHERE level='district'"))
         expected = expected.scalar()
     body = requests.get(f"{live_server}/api/admin/district", timeout=30).json()

@@ -1,0 +1,1 @@
+"""Thematic layers: the registry and the services built on it."""

@@ -1,0 +1,88 @@
+"""Tile service: validation, a bounded in-process LRU cache (by bytes) and ETags."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from errors import BadRequest
+from geodata.layer_sql import Filter, data_version, render_tile
+from layers.registry import Layer
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A rendered tile: its bytes (possibly empty), gzip form and entity tag."""
+
+    data: bytes
+    gzipped: bytes
+    etag: str
+
+
+class TileCache:
+    """LRU of rendered tiles bounded by total bytes; safe across threads."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.items: OrderedDict[str, Tile] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> Tile | None:
+        """The cached tile, marked as recently used."""
+        with self.lock:
+            tile = self.items.get(key)
+            if tile is not None:
+                self.items.move_to_end(key)
+            return tile
+
+    def put(self, key: str, tile: Tile) -> None:
+        """Store a tile, evicting the least recently used ones past the byte budget."""
+        cost = len(tile.data) + len(tile.gzipped) + 200
+        if cost > self.max_bytes:
+            return
+        with self.lock:
+            old = self.items.pop(key, None)
+            if old is not None:
+                self.size -= len(old.data) + len(old.gzipped) + 200
+            self.items[key] = tile
+            self.size += cost
+            while self.size > self.max_bytes:
+                _, evicted = self.items.popitem(last=False)
+                self.size -= len(evicted.data) + len(evicted.gzipped) + 200
+
+
+def check_tile_address(z: int, x: int, y: int) -> None:
+    """z in 0–22 and x, y inside the zoom's matrix, or 400."""
+    if not 0 <= z <= 22:
+        raise BadRequest(f"缩放级别 z={z} 超出范围 0–22")
+    limit = 2**z
+    if not (0 <= x < limit and 0 <= y < limit):
+        raise BadRequest(f"瓦片坐标 x={x}, y={y} 超出第 {z} 级的范围 0–{limit - 1}")
+
+
+def cache_key(layer: Layer, z: int, x: int, y: int, filters: list[Filter], version: int) -> str:
+    """Key (and ETag) of a tile: address, normalised filters and the layer's data version."""
+    parts = [layer.id, str(z), str(x), str(y), str(version)]
+    parts += [f"{f.field.name}:{f.op}:{','.join(map(str, f.values))}" for f in filters]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+def get_tile(engine: Engine, cache: TileCache, layer: Layer, z: int, x: int, y: int,
+             filters: list[Filter]) -> Tile:  # fmt: skip
+    """The tile from the cache when the layer's data has not changed, else rendered by PostGIS."""
+    check_tile_address(z, x, y)
+    with engine.connect() as conn:
+        key = cache_key(layer, z, x, y, filters, data_version(conn, layer))
+        tile = cache.get(key)
+        if tile is None:
+            data = b"" if not layer.min_zoom <= z <= layer.max_zoom else render_tile(
+                conn, layer, z, x, y, filters)  # fmt: skip
+            tile = Tile(data, gzip.compress(data, 5) if data else b"", f'"{key}"')
+            cache.put(key, tile)
+    return tile

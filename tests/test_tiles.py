@@ -1,0 +1,155 @@
+"""Vector tiles from the real server: counts against independent SQL, caps, errors, caching."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import mapbox_vector_tile
+import pytest
+import requests
+from sqlalchemy import text
+
+from geodata.layer_sql import MAX_TILE_FEATURES
+from layers.check import RegistryMismatch, check_registry
+from layers.registry import REGISTRY, Field, Layer
+from settings import PROJECT_ROOT
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """XYZ tile containing a lon/lat point (standard web-mercator formula)."""
+    n = 2**z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def centre(demo_engine) -> tuple[float, float]:
+    """A point in the middle of the demo city."""
+    with demo_engine.connect() as conn:
+        return tuple(conn.execute(text(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)) c FROM unit_grid) x"
+        )).one())  # fmt: skip
+
+
+def fetch(base: str, layer: str, z: int, x: int, y: int, **params) -> requests.Response:
+    """GET one tile."""
+    return requests.get(f"{base}/tiles/{layer}/{z}/{x}/{y}.pbf", params=params, timeout=60)
+
+
+def decode(resp: requests.Response, layer: str) -> list[dict]:
+    """Features of one layer in an MVT response (empty for 204)."""
+    if resp.status_code == 204:
+        return []
+    return mapbox_vector_tile.decode(resp.content).get(layer, {}).get("features", [])
+
+
+def sql_count(engine, where: str, z: int, x: int, y: int, table: str = "component") -> int:
+    """Independent count: transform the points (not the envelope) and test the buffered tile."""
+    with engine.connect() as conn:
+        return conn.execute(text(
+            f"SELECT count(*) FROM {table} WHERE {where} AND ST_Intersects(ST_Transform(geom, 3857), "
+            "ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"), {"z": z, "x": x, "y": y}).scalar()  # fmt: skip
+
+
+def test_detail_tile_matches_sql_count(live_server, demo_engine, centre):
+    x, y = tile_of(*centre, 16)
+    features = decode(fetch(live_server, "component_01", 16, x, y), "component_01")
+    expected = sql_count(demo_engine, "left(class_code, 2) = '01'", 16, x, y)
+    assert 0 < len(features) == expected
+    assert {"code", "status", "class_code"} <= set(features[0]["properties"])
+
+
+def test_filtered_tile_matches_sql_count(live_server, demo_engine, centre):
+    x, y = tile_of(*centre, 16)
+    resp = fetch(live_server, "component_01", 16, x, y, status="完好", class_code="0118,0103")
+    expected = sql_count(
+        demo_engine, "status = '完好' AND class_code IN ('0118', '0103')", 16, x, y
+    )
+    assert len(decode(resp, "component_01")) == expected > 0
+
+
+def test_low_zoom_aggregates_counts(live_server, demo_engine, centre):
+    for z in (11, 13):
+        x, y = tile_of(*centre, z)
+        features = decode(fetch(live_server, "component_04", z, x, y), "component_04")
+        assert 0 < len(features) <= MAX_TILE_FEATURES
+        assert all(set(f["properties"]) == {"count"} for f in features)
+        total = sum(f["properties"]["count"] for f in features)
+        assert total == sql_count(demo_engine, "left(class_code, 2) = '04'", z, x, y)
+
+
+def test_no_tile_exceeds_the_cap(live_server, centre):
+    for layer in ("component_04", "geocode", "case", "unit_grid", "road"):
+        for z in range(10, 18):
+            x, y = tile_of(*centre, z)
+            assert len(decode(fetch(live_server, layer, z, x, y), layer)) <= MAX_TILE_FEATURES
+
+
+def test_empty_tile_is_204(live_server):
+    assert fetch(live_server, "component_01", 14, 0, 0).status_code == 204
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/tiles/nosuch/10/0/0.pbf", 404),
+    ("/tiles/case/23/0/0.pbf", 400),
+    ("/tiles/case/-1/0/0.pbf", 400),
+    ("/tiles/case/3/8/0.pbf", 400),
+    ("/tiles/case/3/0/-2.pbf", 400),
+    ("/tiles/case/3/a/0.pbf", 404),
+    ("/tiles/case/10/0/0.pbf?colour=red", 400),
+    ("/tiles/case/10/0/0.pbf?status=maybe", 400),
+    ("/tiles/case/10/0/0.pbf?reported_at_from=yesterday", 400),
+    ("/tiles/case/10/0/0.pbf?description=x", 400),
+    ("/tiles/case/10/0/0.pbf?status=1%27%3B%20DROP%20TABLE%20component%3B--", 400),
+    ("/tiles/camera/10/0/0.pbf", 403),
+])  # fmt: skip
+def test_bad_requests(live_server, path, status):
+    resp = requests.get(live_server + path, timeout=30)
+    assert resp.status_code == status
+    assert resp.json()["error"]
+
+
+def test_etag_304_and_gzip(live_server, centre):
+    x, y = tile_of(*centre, 15)
+    first = fetch(live_server, "case", 15, x, y)
+    assert first.status_code == 200 and first.headers["ETag"]
+    assert "max-age" in first.headers["Cache-Control"]
+    again = requests.get(f"{live_server}/tiles/case/15/{x}/{y}.pbf",
+                         headers={"If-None-Match": first.headers["ETag"]}, timeout=30)  # fmt: skip
+    assert again.status_code == 304 and not again.content
+    zipped = requests.get(f"{live_server}/tiles/case/15/{x}/{y}.pbf",
+                          headers={"Accept-Encoding": "gzip"}, timeout=30)  # fmt: skip
+    assert zipped.headers.get("Content-Encoding") == "gzip"
+    assert zipped.content == first.content  # requests decompresses
+
+
+def test_import_invalidates_cached_tiles(live_server, demo_engine, demo_database_url, centre,
+                                         tmp_path):  # fmt: skip
+    x, y = tile_of(*centre, 16)
+    before = fetch(live_server, "component_02", 16, x, y)
+    n_before = len(decode(before, "component_02"))
+    lon, lat = centre
+    path = tmp_path / "one.csv"
+    path.write_text(f"code,class_code,lon,lat\n3701020209900001,0209,{lon},{lat}\n", "utf-8")
+    env = {"DATABASE_URL": demo_database_url, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "loaders", "import", "component", str(path)],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        after = fetch(live_server, "component_02", 16, x, y)
+        assert after.headers["ETag"] != before.headers["ETag"]
+        assert len(decode(after, "component_02")) == n_before + 1
+    finally:
+        with demo_engine.begin() as conn:
+            conn.execute(text("DELETE FROM component WHERE code = '3701020209900001'"))
+
+
+def test_registry_check_fails_loudly(demo_engine):
+    check_registry(demo_engine)  # the real registry matches the schema
+    bad = Layer(id="bad", title="坏", group="基础", source="component", geometry="point",
+                fields=(Field("no_such_column", "无"),), style=REGISTRY["case"].style)  # fmt: skip
+    with pytest.raises(RegistryMismatch, match="no_such_column"):
+        check_registry(demo_engine, (REGISTRY["case"], bad))
