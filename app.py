@@ -23,7 +23,7 @@ def create_app(settings: Settings) -> dash.Dash:
     )
     app.layout = lambda: map_page.layout(settings)
     routes.register(app.server, settings)
-    map_page.register(app)
+    map_page.register(app, settings)
     # Dash sets itself up lazily on the first request, and under gunicorn's threads a second
     # request can slip past that flag before the JS libraries are registered (500 on the bundles).
     with app.server.app_context():

@@ -13,7 +13,7 @@ from geodata.geocoding import geocode, reverse
 from geodata.layer_sql import features_sql, parse_filters
 from geodata.queries import admin_areas_geojson
 from geodata.stats import layer_stats
-from layers.registry import LAYERS, REGISTRY, Layer
+from layers.registry import LAYERS, REGISTRY, Layer, layer_json
 from layers.tiles import TileCache, get_tile
 from settings import Settings
 
@@ -154,22 +154,6 @@ def tile_response(tile) -> Response:
         body, headers["Content-Encoding"] = tile.gzipped, "gzip"
     headers["Vary"] = "Accept-Encoding"
     return Response(body, headers=headers, mimetype="application/vnd.mapbox-vector-tile")
-
-
-def layer_json(layer: Layer) -> dict:
-    """The registry entry as JSON for clients."""
-    s = layer.style
-    return {
-        "id": layer.id, "title": layer.title, "group": layer.group, "geometry": layer.geometry,
-        "fields": [{"name": f.name, "title": f.title, "kind": f.kind, "filterable": f.filterable,
-                    "values": list(f.values), "range": f.range} for f in layer.fields],
-        "popup": list(layer.popup), "min_zoom": layer.min_zoom, "max_zoom": layer.max_zoom,
-        "detail_zoom": layer.detail_zoom, "restricted": layer.restricted,
-        "style": {"color": s.color, "fill": s.fill, "radius": s.radius, "weight": s.weight,
-                  "fill_opacity": s.fill_opacity, "by": s.by, "label": s.label},
-        "legend": [{"label": e.label, "color": e.color, "value": e.value} for e in s.legend],
-        "tiles": f"/tiles/{layer.id}/{{z}}/{{x}}/{{y}}.pbf",
-    }  # fmt: skip
 
 
 def required(args, name: str) -> str:

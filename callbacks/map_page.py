@@ -1,58 +1,120 @@
-"""The one-map page: header and the dash-leaflet map with the district boundaries from PostGIS."""
+"""The one-map page (一张图): header with search and area focus, layer tree, map, side panel."""
 
 from __future__ import annotations
 
 import dash_leaflet as dl
-from dash import html
+from dash import dcc, html
 from dash_extensions.javascript import Namespace
 
+from callbacks import area_focus, layer_tree, side_panel
+from layers.registry import LAYERS, layer_json
 from settings import Settings
 
 MAP_ID = "onemap-map"
 DISTRICT_LAYER_ID = "district-layer"
+VT_HOST_ID = "vector-tile-host"
+REGISTRY_STORE = "registry"
+STATE_STORE = "map-state"
+CLICKED_STORE = "clicked-object"
+VIEW_REQUEST = "view-request"
+URL_ID = "url"
 # ~50 m tolerance: enough for a city overview, keeps the payload small.
 DISTRICT_URL = "/api/admin/district?simplify=0.0005"
-
 MAP_JS = Namespace("onemap", "map")
-DISTRICT_STYLE = {"color": "#1f6feb", "weight": 1.5, "fillColor": "#1f6feb", "fillOpacity": 0.06}
+LAYER_JS = Namespace("onemap", "layers")
+DISTRICT_STYLE = {"color": "#0b3d91", "weight": 1.5, "fill": False}
+TIANDITU = (
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}"
+    "&TILECOL={{x}}&tk={key}"
+)
+
+
+def visible_layers(settings: Settings) -> list:
+    """Registry layers this deployment shows (restricted ones only when allowed)."""
+    return [x for x in LAYERS if not x.restricted or settings.show_restricted]
 
 
 def layout(settings: Settings) -> html.Div:
-    """The whole page: a title bar above a full-size map."""
+    """The whole page."""
+    layers = visible_layers(settings)
     return html.Div(
         className="onemap-page",
         children=[
-            html.Header(
-                className="onemap-header",
+            dcc.Location(id=URL_ID, refresh=False),
+            dcc.Store(id=REGISTRY_STORE, data=[layer_json(x) for x in layers]),
+            dcc.Store(id=STATE_STORE),
+            dcc.Store(id=CLICKED_STORE),
+            dcc.Store(id=VIEW_REQUEST),
+            dcc.Store(id="layers-synced"),
+            dcc.Store(id="view-applied"),
+            header(settings),
+            html.Main(
+                className="onemap-main",
                 children=[
-                    html.H1(settings.title),
-                    html.Span("数据来源：PostGIS", className="meta"),
+                    html.Aside(layer_tree.tree(layers), className="onemap-sidebar"),
+                    html.Div(base_map(settings), className="onemap-map-wrap"),
+                    html.Aside(side_panel.panel(), className="onemap-panel"),
                 ],
             ),
-            base_map(settings),
         ],
     )
 
 
+def header(settings: Settings) -> html.Header:
+    """Title, search box and area selector."""
+    return html.Header(
+        className="onemap-header",
+        children=[
+            html.H1(settings.title),
+            side_panel.search_box(),
+            area_focus.selector(),
+        ],
+    )
+
+
+def basemap_layers(settings: Settings) -> list:
+    """Base layers: our own offline basemap first; online ones only as options."""
+    bases = [dl.BaseLayer(dl.LayerGroup(), name="本地底图（离线）", checked=True)]
+    if settings.tianditu_key:
+        for layer, title in (("vec", "天地图矢量"), ("img", "天地图影像")):
+            url = TIANDITU.format(s="{s}", layer=layer, key=settings.tianditu_key)
+            bases.append(dl.BaseLayer(dl.TileLayer(url=url, subdomains="01234567"), name=title))
+    bases.append(dl.BaseLayer(dl.TileLayer(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                                           attribution="© OpenStreetMap"),
+                              name="OpenStreetMap（需联网）"))  # fmt: skip
+    return bases
+
+
 def base_map(settings: Settings) -> dl.Map:
-    """The map with the district layer; canvas rendering for large layers."""
+    """The map: district outlines, vector-tile host, focus outline, markers, controls."""
     return dl.Map(
         id=MAP_ID,
         center=[settings.map_center_lat, settings.map_center_lon],
         zoom=settings.map_zoom,
         preferCanvas=True,
+        trackViewport=True,
         className="onemap-map",
         children=[
+            dl.LayersControl(basemap_layers(settings), position="topright"),
             dl.GeoJSON(
                 id=DISTRICT_LAYER_ID,
                 url=DISTRICT_URL,
                 style=DISTRICT_STYLE,
                 onEachFeature=MAP_JS("bindAreaLabel"),
+                interactive=False,
             ),
+            dl.LayerGroup(id=VT_HOST_ID, eventHandlers={"add": LAYER_JS("attach")}),
+            dl.GeoJSON(id=area_focus.OUTLINE_ID, style=area_focus.OUTLINE_STYLE, interactive=False),
+            dl.LayerGroup(id=side_panel.MARKER_LAYER_ID),
             dl.ScaleControl(position="bottomleft", imperial=False),
+            dl.FullScreenControl(position="topleft", title="全屏", titleCancel="退出全屏"),
         ],
     )
 
 
-def register(app) -> None:
-    """No callbacks yet on this page area: the district layer loads from its URL."""
+def register(app, settings: Settings) -> None:
+    """Callbacks of every page area."""
+    layer_tree.register(app)
+    area_focus.register(app, settings)
+    side_panel.register(app, settings)

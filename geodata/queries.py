@@ -34,3 +34,58 @@ def admin_areas_geojson(
     row = conn.execute(ADMIN_FEATURES, {"level": level, "parent": parent, "tolerance": tolerance})
     result = row.scalar_one()
     return result if isinstance(result, dict) else json.loads(result)
+
+
+AREA = text(
+    """
+    SELECT code, level, name, parent_code,
+           ST_XMin(geom) AS minx, ST_YMin(geom) AS miny, ST_XMax(geom) AS maxx, ST_YMax(geom) AS maxy,
+           ST_AsGeoJSON(ST_Transform(geom, 4326), 6)::json AS geometry
+    FROM admin_area WHERE code = :code
+    """
+)
+CHILD_AREAS = text(
+    "SELECT code, name FROM admin_area WHERE parent_code = :code AND level <> 'city' ORDER BY code"
+)
+AREAS_WITH_CHILDREN = text(
+    """
+    SELECT DISTINCT d.code, d.name FROM admin_area d
+    JOIN admin_area s ON s.parent_code = d.code AND s.level = 'street'
+    WHERE d.level = 'district' ORDER BY d.code
+    """
+)
+CODE_SEARCH = text(
+    """
+    (SELECT 'component' AS kind, c.id, c.code, k.name AS title, left(c.class_code, 2) AS major,
+            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
+     FROM component c JOIN component_class k ON k.code = c.class_code
+     WHERE c.code LIKE :prefix ORDER BY c.code LIMIT :limit)
+    UNION ALL
+    (SELECT 'unit_grid', g.id, g.code, '单元网格', NULL,
+            ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom))
+     FROM unit_grid g WHERE g.code LIKE :prefix ORDER BY g.code LIMIT :limit)
+    """
+)
+
+
+def area(conn: Connection, code: str) -> dict | None:
+    """One administrative area with its bounding box and outline (GeoJSON)."""
+    row = conn.execute(AREA, {"code": code}).mappings().first()
+    return dict(row) if row else None
+
+
+def child_areas(conn: Connection, code: str) -> list[dict]:
+    """Streets of a district, or communities of a street."""
+    return [dict(r) for r in conn.execute(CHILD_AREAS, {"code": code}).mappings()]
+
+
+def districts_with_streets(conn: Connection) -> list[dict]:
+    """Districts that have streets loaded (the ones worth focusing on)."""
+    return [dict(r) for r in conn.execute(AREAS_WITH_CHILDREN).mappings()]
+
+
+def search_codes(conn: Connection, digits: str, limit: int = 10) -> list[dict]:
+    """Components and unit grids whose code starts with the given digits."""
+    escaped = digits.replace("%", "").replace("_", "")
+    rows = conn.execute(CODE_SEARCH, {"prefix": escaped + "%", "limit": limit})
+    return [dict(r) for r in rows.mappings()]

@@ -112,7 +112,7 @@ def component_layer(major: str) -> Layer:
     return Layer(
         id=f"component_{major}", title=f"部件·{catalog.COMPONENT_MAJOR[major]}", group="部件",
         source="(SELECT c.*, k.name AS class_name FROM component c "
-               "JOIN component_class k ON k.code = c.class_code)",
+               "LEFT JOIN component_class k ON k.code = c.class_code)",
         geometry="point", where=f"left(class_code, 2) = '{major}'",
         fields=(Field("code", "标识码"), Field("class_code", "小类代码", filterable=True, values=minors),
                 Field("class_name", "部件名称"), Field("status", "状态", filterable=True,
@@ -271,3 +271,19 @@ LAYERS: tuple[Layer, ...] = (
 # fmt: on
 
 REGISTRY: dict[str, Layer] = {layer.id: layer for layer in LAYERS}
+
+
+def layer_json(layer: Layer) -> dict:
+    """The registry entry as JSON for clients."""
+    s = layer.style
+    return {
+        "id": layer.id, "title": layer.title, "group": layer.group, "geometry": layer.geometry,
+        "fields": [{"name": f.name, "title": f.title, "kind": f.kind, "filterable": f.filterable,
+                    "values": list(f.values), "range": f.range} for f in layer.fields],
+        "popup": list(layer.popup), "min_zoom": layer.min_zoom, "max_zoom": layer.max_zoom,
+        "detail_zoom": layer.detail_zoom, "restricted": layer.restricted,
+        "style": {"color": s.color, "fill": s.fill, "radius": s.radius, "weight": s.weight,
+                  "fill_opacity": s.fill_opacity, "by": s.by, "label": s.label},
+        "legend": [{"label": e.label, "color": e.color, "value": e.value} for e in s.legend],
+        "tiles": f"/tiles/{layer.id}/{{z}}/{{x}}/{{y}}.pbf",
+    }  # fmt: skip

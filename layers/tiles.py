@@ -8,9 +8,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from errors import BadRequest
+from geodata.aggregates import aggregate_zooms, is_current, render_aggregate_tile
 from geodata.layer_sql import Filter, data_version, render_tile
 from layers.registry import Layer
 
@@ -78,11 +79,21 @@ def get_tile(engine: Engine, cache: TileCache, layer: Layer, z: int, x: int, y: 
     """The tile from the cache when the layer's data has not changed, else rendered by PostGIS."""
     check_tile_address(z, x, y)
     with engine.connect() as conn:
-        key = cache_key(layer, z, x, y, filters, data_version(conn, layer))
+        version = data_version(conn, layer)
+        key = cache_key(layer, z, x, y, filters, version)
         tile = cache.get(key)
         if tile is None:
-            data = b"" if not layer.min_zoom <= z <= layer.max_zoom else render_tile(
-                conn, layer, z, x, y, filters)  # fmt: skip
+            data = render(conn, layer, z, x, y, filters, version)
             tile = Tile(data, gzip.compress(data, 5) if data else b"", f'"{key}"')
             cache.put(key, tile)
     return tile
+
+
+def render(conn: Connection, layer: Layer, z: int, x: int, y: int, filters: list[Filter],
+           version: int) -> bytes:  # fmt: skip
+    """Empty outside the layer's zooms; stored counts when current and unfiltered; else live."""
+    if not layer.min_zoom <= z <= layer.max_zoom:
+        return b""
+    if not filters and z in aggregate_zooms(layer) and is_current(conn, layer, version):
+        return render_aggregate_tile(conn, layer, z, x, y)
+    return render_tile(conn, layer, z, x, y, filters)

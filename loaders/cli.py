@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
+from geodata.aggregates import refresh_tables
 from geodata.db import engine_for, is_migrated, migrate
 from loaders import demo, osm
 from loaders.boundaries import load_shandong
@@ -65,6 +66,19 @@ def cmd_demo(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_aggregates(args, settings: Settings) -> int:
+    """Rebuild the pre-aggregated low-zoom tiles of every point layer."""
+    engine = prepared_engine(settings)
+    began = time.monotonic()
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        done = refresh_tables(conn)
+    for layer, n in done.items():
+        print(f"  {layer:22s} {n:>10,d}")
+    print(f"低级别瓦片预聚合已重建：{len(done)} 个图层，用时 {time.monotonic() - began:.1f} 秒")
+    return 0
+
+
 def cmd_bootstrap(args, settings: Settings) -> int:
     """Migrate, then load the demo city when the database is empty (used by `make run`)."""
     engine = prepared_engine(settings)
@@ -72,6 +86,11 @@ def cmd_bootstrap(args, settings: Settings) -> int:
         args.scale, args.seed = os.environ.get("ONEMAP_DEMO_SCALE", "city"), 1
         return cmd_demo(args, settings)
     print("数据库已有数据，跳过初始数据导入")
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        stale = refresh_tables(conn, set())  # missing or out-of-date low-zoom counts only
+    if stale:
+        print(f"已重建 {len(stale)} 个点图层的低级别瓦片预聚合")
     return 0
 
 
@@ -139,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.set_defaults(func=cmd_demo)
     sub.add_parser("bootstrap", help="迁移；数据库为空时导入初始数据").set_defaults(
         func=cmd_bootstrap
+    )
+    sub.add_parser("aggregates", help="重建点图层低级别瓦片的预聚合").set_defaults(
+        func=cmd_aggregates
     )
     osm_parser = osm.add_arguments(sub.add_parser("osm", help="导入 OpenStreetMap 数据"))
     osm_parser.set_defaults(func=cmd_osm)

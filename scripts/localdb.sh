@@ -39,6 +39,16 @@ data_dir() {
 
 init_cluster() {
   local dir=$1
+  if [ -f "$dir/PG_VERSION" ] && [ ! -f "$URL_FILE" ]; then
+    if [ -f "$dir/onemap_database_url" ]; then
+      # A fresh checkout reusing a data directory (e.g. under /var/tmp) gets its URL back.
+      (umask 077; cp "$dir/onemap_database_url" "$URL_FILE")
+    else
+      echo "==> $dir has a cluster whose password is unknown: re-initialising it"
+      as_pg "$PGBIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+      find "$dir" -mindepth 1 -delete
+    fi
+  fi
   [ -f "$dir/PG_VERSION" ] && return 0
   echo "==> initdb $dir (port $PORT)"
   chown "$PGUSER_OS" "$dir"; chmod 700 "$dir"
@@ -59,6 +69,7 @@ fsync = on
 jit = off
 EOF
   (umask 077; echo "postgresql://onemap:$pw@127.0.0.1:$PORT/onemap" > "$URL_FILE")
+  cp "$URL_FILE" "$dir/onemap_database_url"; chmod 600 "$dir/onemap_database_url"
 }
 
 start() {

@@ -11,7 +11,14 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from geodata.layer_sql import MAX_TILE_FEATURES
+from geodata.aggregates import (
+    aggregate_zooms,
+    aggregated_layers,
+    is_current,
+    refresh_tables,
+    render_aggregate_tile,
+)
+from geodata.layer_sql import MAX_TILE_FEATURES, data_version, render_tile
 from layers.check import RegistryMismatch, check_registry
 from layers.registry import REGISTRY, Field, Layer
 from settings import PROJECT_ROOT
@@ -145,6 +152,7 @@ def test_import_invalidates_cached_tiles(live_server, demo_engine, demo_database
     finally:
         with demo_engine.begin() as conn:
             conn.execute(text("DELETE FROM component WHERE code = '3701020209900001'"))
+            refresh_tables(conn, {"component"})
 
 
 def test_registry_check_fails_loudly(demo_engine):
@@ -153,3 +161,98 @@ def test_registry_check_fails_loudly(demo_engine):
                 fields=(Field("no_such_column", "无"),), style=REGISTRY["case"].style)  # fmt: skip
     with pytest.raises(RegistryMismatch, match="no_such_column"):
         check_registry(demo_engine, (REGISTRY["case"], bad))
+
+
+def decode_bytes(data: bytes, layer: str) -> list[dict]:
+    """Features of one layer in MVT bytes (empty for an empty tile)."""
+    return mapbox_vector_tile.decode(data).get(layer, {}).get("features", []) if data else []
+
+
+def counts_of(features: list[dict]) -> list[int]:
+    """The sorted cell counts of an aggregated tile."""
+    return sorted(f["properties"]["count"] for f in features)
+
+
+@pytest.mark.parametrize("layer_id", ["component_04", "case"])
+def test_stored_counts_equal_live_counts(demo_engine, centre, layer_id):
+    layer = REGISTRY[layer_id]
+    with demo_engine.connect() as conn:
+        assert is_current(conn, layer, data_version(conn, layer))
+        for z in aggregate_zooms(layer):
+            x, y = tile_of(*centre, z)
+            stored = decode_bytes(render_aggregate_tile(conn, layer, z, x, y), layer_id)
+            live = decode_bytes(render_tile(conn, layer, z, x, y, []), layer_id)
+            assert 0 < len(stored) <= MAX_TILE_FEATURES
+            assert counts_of(stored) == counts_of(live), z
+
+
+def test_stored_totals_equal_independent_counts(demo_engine):
+    with demo_engine.connect() as conn:
+        for layer in aggregated_layers():
+            where = layer.where or "true"
+            expected = conn.execute(text(f"SELECT count(*) FROM {layer.tables[0]} WHERE {where}")).scalar()  # fmt: skip
+            totals = conn.execute(text(
+                "SELECT z, sum(n) FROM tile_aggregate WHERE layer = :l GROUP BY z"), {"l": layer.id}).all()  # fmt: skip
+            assert {z for z, _ in totals} == set(aggregate_zooms(layer)) or expected == 0
+            assert all(n == expected for _, n in totals), layer.id
+
+
+def test_stored_cells_per_tile_stay_under_the_cap(demo_engine):
+    with demo_engine.connect() as conn:
+        most = conn.execute(text(
+            "SELECT max(n) FROM (SELECT count(*) n FROM tile_aggregate "
+            "GROUP BY layer, z, floor(cx / 64.0), floor(cy / 64.0)) t")).scalar()  # fmt: skip
+    assert 0 < most <= 64 * 64
+    assert MAX_TILE_FEATURES > (64 + 2) ** 2  # with the one-cell buffer on each side
+
+
+def test_server_serves_stored_counts(live_server, demo_engine, centre):
+    layer = REGISTRY["component_04"]
+    z = aggregate_zooms(layer)[-1]
+    x, y = tile_of(*centre, z)
+    with demo_engine.connect() as conn:
+        stored = render_aggregate_tile(conn, layer, z, x, y)
+    assert fetch(live_server, "component_04", z, x, y).content == stored
+    filtered = decode(fetch(live_server, "component_04", z, x, y, status="完好"), "component_04")
+    total = sum(f["properties"]["count"] for f in filtered)
+    assert total == sql_count(
+        demo_engine, "left(class_code, 2) = '04' AND status = '完好'", z, x, y
+    )
+
+
+def test_stale_counts_are_not_served(live_server, demo_engine, demo_database_url, centre,
+                                     tmp_path):  # fmt: skip
+    layer = REGISTRY["component_03"]
+    z = aggregate_zooms(layer)[-1]
+    x, y = tile_of(*centre, z)
+    where = "left(class_code, 2) = '03'"
+    lon, lat = centre
+    try:
+        with demo_engine.begin() as conn:  # a write that does not rebuild the counts
+            conn.execute(text(
+                "INSERT INTO component (code, class_code, status, geom) VALUES "
+                "('3701020301900001', '0301', '完好', ST_SetSRID(ST_MakePoint(:x, :y), 4490))"),
+                {"x": lon, "y": lat})  # fmt: skip
+        with demo_engine.connect() as conn:
+            assert not is_current(conn, layer, data_version(conn, layer))
+        served = decode(fetch(live_server, "component_03", z, x, y), "component_03")
+        assert sum(f["properties"]["count"] for f in served) == sql_count(
+            demo_engine, where, z, x, y
+        )
+        path = tmp_path / "one.csv"
+        path.write_text(f"code,class_code,lon,lat\n3701020301900002,0301,{lon},{lat}\n", "utf-8")
+        env = {"DATABASE_URL": demo_database_url, "PATH": "/usr/bin:/bin"}
+        result = subprocess.run([sys.executable, "-m", "loaders", "import", "component", str(path)],
+                                cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        with demo_engine.connect() as conn:
+            assert is_current(conn, layer, data_version(conn, layer))
+            stored = render_aggregate_tile(conn, layer, z, x, y)
+        served = fetch(live_server, "component_03", z, x, y)
+        assert served.content == stored
+        assert sum(f["properties"]["count"] for f in decode(served, "component_03")) == sql_count(
+            demo_engine, where, z, x, y)  # fmt: skip
+    finally:
+        with demo_engine.begin() as conn:
+            conn.execute(text("DELETE FROM component WHERE code LIKE '370102030190000_'"))
+            refresh_tables(conn, {"component"})

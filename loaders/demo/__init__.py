@@ -11,6 +11,7 @@ from shapely import wkb
 from shapely.geometry import box
 from sqlalchemy import Connection, text
 
+from geodata.aggregates import refresh_tables
 from loaders.demo import assets, base, cases, drainage
 from loaders.demo.bulk import Tables
 from loaders.demo.lattice import build_lattice, to_metric
@@ -66,6 +67,7 @@ def generate(conn: Connection, scale: str, seed: int, log=print) -> dict[str, in
     """Generate the demo city into the database (inside the caller's transaction)."""
     spec = SCALES[scale]
     rng = np.random.default_rng(seed)
+    conn.execute(text("SET LOCAL statement_timeout = 0"))  # the large scale COPYs for minutes
     clear_demo(conn)
     t = Tables()
     placed = assets.Placed()
@@ -82,6 +84,7 @@ def generate(conn: Connection, scale: str, seed: int, log=print) -> dict[str, in
         total_area += boundary.area
     for code, name, boundary in districts:
         began = time.monotonic()
+        placed.hotspots = []  # cases cluster around this district's own places
         d = base.District(build_lattice(code, name, boundary, rng))
         c = boundary.representative_point()
         d.historic_centre = (c.x, c.y)
@@ -98,7 +101,7 @@ def generate(conn: Connection, scale: str, seed: int, log=print) -> dict[str, in
                                       PARKING_DAYS, next_lot)  # fmt: skip
         assets.add_cameras(t, d, rng)
         wells = drainage.add_drainage(t, d, rng)
-        next_sensor = cases.add_sensors(t, wells, placed, YEAR_END, rng, next_sensor)
+        next_sensor = cases.add_sensors(t, wells, placed, YEAR_END, rng, next_sensor, code)
         n_cases = int(spec.cases * boundary.area / total_area)
         serial = cases.add_cases(t, d, placed, n_cases, start, YEAR_END, rng, serial)
         log(
@@ -108,4 +111,7 @@ def generate(conn: Connection, scale: str, seed: int, log=print) -> dict[str, in
     written = t.copy_into(conn, LOAD_ORDER)
     conn.execute(text("ANALYZE"))
     log(f"  写入数据库用时 {time.monotonic() - began:.1f} 秒")
+    began = time.monotonic()
+    refresh_tables(conn)
+    log(f"  低级别瓦片预聚合用时 {time.monotonic() - began:.1f} 秒")
     return written

@@ -47,6 +47,10 @@ class Placed:
     hotspots: list[tuple[float, float, str]] = field(default_factory=list)
     next_component_id: int = 1
 
+    def of_district(self, cls: str, district: str) -> list:
+        """The placed components of one class in one district (codes start with its code)."""
+        return [c for c in self.components.get(cls, []) if c[3].startswith(district)]
+
 
 def along(road: Road, spacing: float, offset: float, rng) -> tuple[np.ndarray, np.ndarray]:
     """Points every `spacing` metres along a road, `offset` metres across it."""
@@ -147,8 +151,8 @@ def add_geocodes(t: Tables, d: District, placed: Placed, rng) -> None:
     for key, cell in lat.cells.items():
         if d.parcel_use.get(key) != "R":
             continue
-        minx, miny, maxx, maxy = cell.geom.buffer(-15).bounds if cell.geom.area > 3000 else (
-            cell.geom.bounds)  # fmt: skip
+        inner = cell.geom.buffer(-15) if cell.geom.area > 3000 else cell.geom
+        minx, miny, maxx, maxy = (cell.geom if inner.is_empty else inner).bounds  # thin cells
         k = int(rng.integers(3, 9))
         bx.append(rng.uniform(minx, maxx, k))
         by.append(rng.uniform(miny, maxy, k))
@@ -213,7 +217,7 @@ def add_sanitation(t: Tables, d: District, placed: Placed, rng) -> None:
     if lat.district_code == "370102":
         p = cells[-1].geom.representative_point()
         rows.append(("CL370102", "生活垃圾处理厂", "垃圾处理厂", 2000.0, "吨/日", "全天", p.x, p.y))
-    for _id, x, y, code, _status in placed.components.get("0305", [])[::2]:
+    for _id, x, y, code, _status in placed.of_district("0305", lat.district_code)[::2]:
         rows.append((f"LT{code}", "果皮箱", "垃圾箱", 0.12, "立方米", None, x, y))
     x = np.array([r[-2] for r in rows])
     y = np.array([r[-1] for r in rows])

@@ -76,8 +76,8 @@ def add_cases(t: Tables, d: District, placed: Placed, n: int, start: datetime, e
     secs = rng.permutation(report_times(n, start, rng))
     classes = _case_classes(n, recurring, rng)
     rows = []
-    broken = [c for cls in ("0103", "0102", "0118", "0305") for c in placed.components.get(cls, [])
-              if c[4] != "完好"]  # fmt: skip
+    broken = [c for cls in ("0103", "0102", "0118", "0305")
+              for c in placed.of_district(cls, d.lattice.district_code) if c[4] != "完好"]  # fmt: skip
     for i in range(n):
         reported = start + timedelta(seconds=int(secs[i]))
         comp = broken[int(rng.integers(len(broken)))] if classes[i] == "C" and broken else None
@@ -168,14 +168,15 @@ def _add_duplicates(t: Tables, rows: list, geoms: list, rng) -> None:
     t.add("case_record", CASE_COLUMNS, dups)
 
 
-def add_sensors(t: Tables, wells: list, placed: Placed, end: datetime, rng, first_id: int) -> int:
+def add_sensors(t: Tables, wells: list, placed: Placed, end: datetime, rng, first_id: int,
+                district: str) -> int:  # fmt: skip
     """Level sensors in wells, displacement sensors on manhole covers, and their alarms."""
     rows = []
     sid = first_id
     for code, x, y in wells[:: max(1, len(wells) // 40)]:
         rows.append((sid, f"CG{code}", "液位", "井下液位计", None, None, x, y))
         sid += 1
-    for comp_id, x, y, code, _s in placed.components.get("0103", [])[::150]:
+    for comp_id, x, y, code, _s in placed.of_district("0103", district)[::150]:
         rows.append((sid, f"CG{code}", "井盖位移", "智能井盖", "component", comp_id, x, y))
         sid += 1
     if not rows:

@@ -11,6 +11,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine
 
+from geodata.aggregates import refresh_tables
 from geodata.crs import CrsError, SourceCrs, parse_crs, to_storage
 from loaders.importer import validation as v
 from loaders.importer import writer
@@ -227,4 +228,7 @@ def execute(engine: Engine, opts: ImportOptions, spec: LayerSpec) -> Report:
         except writer.DatabaseRejected as exc:
             report.file_rejected, report.error = True, str(exc)
             trans.rollback()
+            return report
+        opts.progress("更新低级别瓦片预聚合…")
+        refresh_tables(conn, {spec.table})
     return report

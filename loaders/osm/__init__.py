@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from geodata.aggregates import refresh_tables
 from loaders.osm.reader import Extract, Skipped, read_osm
 from loaders.osm.tags import TABLE_LABELS
 from loaders.osm.writer import Written, write_table
@@ -93,6 +94,7 @@ def import_osm(engine: Engine, path: Path | str, district: str | None = None) ->
             written = write_table(conn, table, rows, district)
             report.tables[table] = table_entry(table, extract, written)
             late += written.skipped
+        refresh_tables(conn, set(TABLE_LABELS))
     report.skipped = [
         {"table": s.table, "osm": s.ref, "reason": s.reason} for s in extract.skipped + late
     ]

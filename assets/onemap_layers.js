@@ -1,0 +1,140 @@
+/* Vector-tile layers of the one map, drawn with Leaflet.VectorGrid on canvas.
+
+   dash-leaflet has no vector-tile layer, so a dl.LayerGroup calls onemap.layers.attach from its
+   "add" event (the map's own load event fires before handlers subscribe). A clientside callback
+   passes the wanted state ({registry, layers: {id: {opacity, filters}}, area}) to
+   onemap.layers.sync, and feature clicks go back to Dash with dash_clientside.set_props. */
+window.onemap = window.onemap || {};
+(function (ns) {
+  "use strict";
+  const st = { map: null, pane: null, active: {}, wanted: null, registry: {}, tilesLoaded: 0 };
+
+  function colourFor(layer, props) {
+    const s = layer.style;
+    if (s.by && props[s.by] !== undefined) {
+      const v = String(props[s.by]);
+      const hit = layer.legend.find(function (e) { return e.value === v; });
+      if (hit) { return hit.color; }
+    }
+    return s.fill || s.color;
+  }
+
+  function styleFn(layer) {
+    return function (props, zoom) {
+      const c = colourFor(layer, props);
+      if (props.count !== undefined) {  // low-zoom aggregate: bigger circles for more objects
+        return { radius: Math.min(18, 3 + 2.2 * Math.log(1 + props.count)), fill: true,
+                 fillColor: layer.style.color, fillOpacity: 0.55, color: "#fff", weight: 1 };
+      }
+      if (layer.geometry === "point") {
+        return { radius: layer.style.radius, fill: true, fillColor: c, fillOpacity: 0.9,
+                 color: "#ffffff", weight: 0.8 };
+      }
+      if (layer.geometry === "line") {
+        return { color: c, weight: layer.style.weight, opacity: 0.9 };
+      }
+      return { fill: true, fillColor: layer.style.fill || c, fillOpacity: layer.style.fill_opacity,
+               color: layer.style.color, weight: layer.style.weight };
+    };
+  }
+
+  function tileUrl(layer, cfg) {
+    const q = Object.assign({}, cfg.filters || {});
+    const parts = Object.keys(q).sort().filter(function (k) { return q[k] !== "" && q[k] !== null; })
+      .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(q[k]); });
+    return "/tiles/" + layer.id + "/{z}/{x}/{y}.pbf" + (parts.length ? "?" + parts.join("&") : "");
+  }
+
+  function makeLayer(layer, cfg) {
+    const styles = {};
+    styles[layer.id] = styleFn(layer);
+    const vg = L.vectorGrid.protobuf(tileUrl(layer, cfg), {
+      rendererFactory: L.canvas.tile,
+      vectorTileLayerStyles: styles,
+      // Clicks are identified on the server (geodata/identify.py): VectorGrid's canvas hit test
+      // calls L.DomEvent.fakeStop, which Leaflet >= 1.8 no longer has.
+      interactive: false,
+      minZoom: layer.min_zoom, maxNativeZoom: 18, maxZoom: 20,
+      pane: layer.geometry === "polygon" ? "overlayPane" : "markerPane"
+    });
+    vg.on("load", function () { st.tilesLoaded += 1; });
+    vg.onemapUrl = tileUrl(layer, cfg);
+    return vg;
+  }
+
+  function apply() {
+    if (!st.map || !st.wanted) { return; }
+    const wanted = st.wanted.layers || {};
+    Object.keys(st.active).forEach(function (id) {
+      const cfg = wanted[id];
+      const vg = st.active[id];
+      if (!cfg || !st.registry[id] || vg.onemapUrl !== tileUrl(st.registry[id], cfg)) {
+        st.map.removeLayer(vg);
+        delete st.active[id];
+      }
+    });
+    Object.keys(wanted).forEach(function (id) {
+      const layer = st.registry[id];
+      if (!layer) { return; }
+      if (!st.active[id]) {
+        st.active[id] = makeLayer(layer, wanted[id]);
+        st.active[id].addTo(st.map);
+      }
+      st.active[id].setOpacity(wanted[id].opacity === undefined ? 1 : wanted[id].opacity);
+    });
+  }
+
+  function applyView() {
+    const v = st.view;
+    if (!st.map || !v) { return; }
+    st.view = null;
+    if (v.bounds) {
+      st.map.fitBounds(v.bounds, { padding: [20, 20], maxZoom: 17 });
+    } else if (v.center) {
+      st.map.setView(v.center, v.zoom || st.map.getZoom());
+    }
+  }
+
+  ns.layers = {
+    /* "add" handler of the host LayerGroup: remember the map, draw what is wanted. */
+    attach: function (e) {
+      st.map = e.target._map;
+      apply();
+      applyView();
+    },
+    /* Move the map to {center, zoom} or {bounds} (kept until the map exists). */
+    view: function (v) {
+      st.view = v;
+      applyView();
+      return Date.now();
+    },
+    /* Clientside callback body: make the map show exactly `wanted`. */
+    sync: function (wanted, registry) {
+      if (registry) {
+        st.registry = {};
+        registry.forEach(function (l) { st.registry[l.id] = l; });
+      }
+      st.wanted = wanted;
+      apply();
+      return Object.keys((wanted && wanted.layers) || {}).length;
+    },
+    /* For tests and diagnostics. */
+    status: function () {
+      const out = {};
+      Object.keys(st.active).forEach(function (id) {
+        out[id] = { url: st.active[id].onemapUrl,
+                    tiles: Object.keys(st.active[id]._tiles || {}).length };
+      });
+      return { attached: !!st.map, layers: out, loads: st.tilesLoaded,
+               zoom: st.map ? st.map.getZoom() : null,
+               center: st.map ? st.map.getCenter() : null };
+    },
+    map: function () { return st.map; }
+  };
+}(window.onemap));
+
+window.dash_clientside = window.dash_clientside || {};
+window.dash_clientside.onemap = {
+  syncLayers: function (wanted, registry) { return window.onemap.layers.sync(wanted, registry); },
+  applyView: function (v) { return v ? window.onemap.layers.view(v) : null; }
+};

@@ -1,0 +1,85 @@
+"""Area focus (区域聚焦): choose a district, street or community; zoom there and outline it."""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, dcc, html, no_update
+
+from callbacks.ui import DROPDOWN_LABELS
+from geodata.db import engine_for
+from geodata.queries import area as area_row
+from geodata.queries import child_areas, districts_with_streets
+
+SELECT_ID = "area-select"
+AREA_VALUE = "area-value"
+AREA_RESTORE = "area-restore"
+OUTLINE_ID = "area-outline"
+VIEW_REQUEST = "view-request"
+OUTLINE_STYLE = {"color": "#e65100", "weight": 3, "fill": False, "dashArray": "6 4"}
+
+
+def selector() -> html.Div:
+    """A searchable list of districts, their streets and communities."""
+    return html.Div(
+        className="area-selector",
+        children=[
+            dcc.Dropdown(
+                labels=DROPDOWN_LABELS,
+                id=SELECT_ID,
+                placeholder="选择区县 / 街道 / 社区…",
+                clearable=True,
+                optionHeight=30,
+                maxHeight=420,
+            ),
+            dcc.Store(id=AREA_VALUE),
+            dcc.Store(id=AREA_RESTORE),
+        ],
+    )
+
+
+def area_options(conn) -> list[dict]:
+    """Hierarchical options: 区县, 区县 / 街道, 区县 / 街道 / 社区."""
+    options = []
+    for d in districts_with_streets(conn):
+        options.append({"label": d["name"], "value": d["code"]})
+        for s in child_areas(conn, d["code"]):
+            options.append({"label": f"{d['name']} / {s['name']}", "value": s["code"]})
+            for c in child_areas(conn, s["code"]):
+                options.append({"label": f"{d['name']} / {s['name']} / {c['name']}",
+                                "value": c["code"]})  # fmt: skip
+    return options
+
+
+def focus(conn, code: str | None) -> tuple[dict | None, dict | None]:
+    """Outline (GeoJSON) and view request for an area code (None clears)."""
+    if not code:
+        return {"type": "FeatureCollection", "features": []}, None
+    row = area_row(conn, code)
+    if row is None:
+        return {"type": "FeatureCollection", "features": []}, None
+    feature = {"type": "Feature", "geometry": row["geometry"],
+               "properties": {"code": row["code"], "name": row["name"]}}  # fmt: skip
+    bounds = [[row["miny"], row["minx"]], [row["maxy"], row["maxx"]]]
+    return {"type": "FeatureCollection", "features": [feature]}, {"bounds": bounds}
+
+
+def register(app, settings) -> None:
+    """Options on load, restore from URL, and focusing."""
+
+    @app.callback(Output(SELECT_ID, "options"), Input("url", "pathname"))
+    def _options(_path):
+        with engine_for(settings).connect() as conn:
+            return area_options(conn)
+
+    @app.callback(Output(SELECT_ID, "value"), Input(AREA_RESTORE, "data"),
+                  State(SELECT_ID, "value"), prevent_initial_call=True)  # fmt: skip
+    def _restore(code, current):
+        return code if code != current else no_update
+
+    @app.callback(Output(AREA_VALUE, "data"), Output(OUTLINE_ID, "data"),
+                  Output(VIEW_REQUEST, "data", allow_duplicate=True),
+                  Input(SELECT_ID, "value"), State("url", "search"), prevent_initial_call=True)  # fmt: skip
+    def _focus(code, search):
+        with engine_for(settings).connect() as conn:
+            outline, view = focus(conn, code)
+        restoring = bool(search) and "z=" in search and code and f"area={code}" in search
+        return code, outline, (no_update if restoring or view is None else view)

@@ -1,0 +1,224 @@
+"""Layer tree (图层目录): themes, checkboxes, opacity, registry filters and legends; URL state."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode
+
+from dash import ALL, ClientsideFunction, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+
+from callbacks.ui import DROPDOWN_LABELS
+from layers.registry import GROUPS, Layer
+
+STATE_STORE = "map-state"
+REGISTRY_STORE = "registry"
+URL_ID = "url"
+MAP_ID = "onemap-map"
+AREA_VALUE = "area-value"
+DEFAULT_ON = ("road", "green_space", "component_01")
+
+
+def layer_id(kind: str, layer: str, field: str | None = None) -> dict:
+    """Pattern-matching id of a control in the tree."""
+    return {"type": kind, "layer": layer} if field is None else {
+        "type": kind, "layer": layer, "field": field}  # fmt: skip
+
+
+def tree(layers: list[Layer]) -> html.Div:
+    """Layers grouped by theme, in registry order."""
+    groups = []
+    for group in GROUPS:
+        members = [x for x in layers if x.group == group]
+        if members:
+            groups.append(html.Details([html.Summary(group), *[layer_item(x) for x in members]],
+                                       open=group in ("基础", "部件", "案件"), className="layer-group"))  # fmt: skip
+    return html.Div([html.H2("专题图层"), *groups], className="layer-tree")
+
+
+def layer_item(layer: Layer) -> html.Div:
+    """One layer: checkbox, opacity, filters and legend."""
+    return html.Div(
+        className="layer-item",
+        children=[
+            dcc.Checklist(
+                id=layer_id("layer-on", layer.id),
+                options=[{"label": layer.title, "value": layer.id}],
+                value=[],
+                className="layer-check",
+            ),
+            html.Div(
+                className="layer-details",
+                children=[
+                    dcc.Slider(
+                        id=layer_id("layer-opacity", layer.id),
+                        min=0,
+                        max=1,
+                        step=0.1,
+                        value=1,
+                        marks=None,
+                        tooltip={"placement": "bottom"},
+                    ),
+                    *[filter_control(layer, f) for f in layer.filterable],
+                    legend(layer),
+                ],
+            ),
+        ],
+    )
+
+
+def filter_control(layer: Layer, field) -> html.Div:
+    """A multi-select of the code list, or a date range."""
+    if field.range:
+        control = dcc.DatePickerRange(id=layer_id("layer-range", layer.id, field.name),
+                                      display_format="YYYY-MM-DD", start_date_placeholder_text="起",
+                                      end_date_placeholder_text="止", clearable=True)  # fmt: skip
+    elif field.values:
+        options = [{"label": value_label(field.name, v), "value": v} for v in field.values]
+        control = dcc.Dropdown(labels=DROPDOWN_LABELS, id=layer_id("layer-filter", layer.id, field.name), options=options,
+                               multi=True, placeholder=f"按{field.title}筛选")  # fmt: skip
+    elif field.kind == "bool":
+        control = dcc.Dropdown(labels=DROPDOWN_LABELS, id=layer_id("layer-filter", layer.id, field.name),
+                               options=[{"label": "是", "value": "true"},
+                                        {"label": "否", "value": "false"}],
+                               multi=True, placeholder=f"按{field.title}筛选")  # fmt: skip
+    else:
+        return html.Div()
+    return html.Div([html.Label(field.title), control], className="layer-filter")
+
+
+def value_label(field: str, value: str) -> str:
+    """Human label of a code value (class codes get their Chinese names)."""
+    from geodata import catalog
+
+    names = {"class_code": catalog.COMPONENT_MINOR, "component_class_code": catalog.COMPONENT_MINOR,
+             "event_class_code": catalog.EVENT_MINOR, "kind": catalog.GREEN_KINDS}.get(field, {})  # fmt: skip
+    return f"{value} {names[value]}" if value in names else value
+
+
+def legend(layer: Layer) -> html.Ul:
+    """Legend rows of the layer's style."""
+    shape = {"point": "dot", "line": "line", "polygon": "box"}[layer.geometry]
+    return html.Ul([html.Li([html.Span(className=f"swatch {shape}", style={"background": e.color}),
+                             e.label]) for e in layer.style.legend], className="legend")  # fmt: skip
+
+
+def build_state(on_values, opacities, on_ids, opacity_ids, filter_values, filter_ids,
+                ranges_start, ranges_end, range_ids, area) -> dict:  # fmt: skip
+    """Map state from the controls: visible layers with opacity and filters, focused area."""
+    opacity = {i["layer"]: v for i, v in zip(opacity_ids, opacities, strict=True)}
+    layers = {i["layer"]: {"opacity": opacity.get(i["layer"], 1), "filters": {}}
+              for i, v in zip(on_ids, on_values, strict=True) if v}  # fmt: skip
+    for i, v in zip(filter_ids, filter_values, strict=True):
+        if i["layer"] in layers and v:
+            layers[i["layer"]]["filters"][i["field"]] = ",".join(v)
+    for i, a, b in zip(range_ids, ranges_start, ranges_end, strict=True):
+        if i["layer"] in layers:
+            if a:
+                layers[i["layer"]]["filters"][f"{i['field']}_from"] = a[:10]
+            if b:
+                layers[i["layer"]]["filters"][f"{i['field']}_to"] = b[:10]
+    return {"layers": layers, "area": area or None}
+
+
+def state_to_query(state: dict, zoom, center) -> str:
+    """URL query that restores layers, opacity, filters, area and view."""
+    params = {"layers": ",".join(state["layers"])}
+    for lid, cfg in state["layers"].items():
+        if cfg["opacity"] != 1:
+            params[f"o.{lid}"] = cfg["opacity"]
+        for key, value in cfg["filters"].items():
+            params[f"f.{lid}.{key}"] = value
+    if state.get("area"):
+        params["area"] = state["area"]
+    if zoom is not None and center:
+        lat, lon = (center["lat"], center["lng"]) if isinstance(center, dict) else center
+        params.update({"z": zoom, "lat": round(lat, 6), "lon": round(lon, 6)})
+    return "?" + urlencode(params)
+
+
+def query_to_controls(search: str, on_ids, opacity_ids, filter_ids, range_ids) -> dict:
+    """Control values restored from a shared URL (defaults when the URL says nothing)."""
+    q = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    on = set(q["layers"].split(",")) if "layers" in q else set(DEFAULT_ON)
+    return {
+        "on": [[i["layer"]] if i["layer"] in on else [] for i in on_ids],
+        "opacity": [_float(q.get(f"o.{i['layer']}"), 1.0) for i in opacity_ids],
+        "filters": [_split(q.get(f"f.{i['layer']}.{i['field']}")) for i in filter_ids],
+        "start": [q.get(f"f.{i['layer']}.{i['field']}_from") for i in range_ids],
+        "end": [q.get(f"f.{i['layer']}.{i['field']}_to") for i in range_ids],
+        "area": q.get("area"),
+        "view": _view(q),
+    }
+
+
+def _float(raw, default: float) -> float:
+    """A float from the URL, or the default."""
+    try:
+        return min(1.0, max(0.0, float(raw)))
+    except (TypeError, ValueError):
+        return default
+
+
+def _split(raw) -> list[str]:
+    """Comma-separated URL values."""
+    return [v for v in (raw or "").split(",") if v]
+
+
+def _view(q: dict) -> dict | None:
+    """The map view named in the URL, if complete and sane."""
+    try:
+        z, lat, lon = int(q["z"]), float(q["lat"]), float(q["lon"])
+    except (KeyError, ValueError):
+        return None
+    if not (0 <= z <= 22 and -90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return {"center": [lat, lon], "zoom": z}
+
+
+def register(app) -> None:
+    """State from controls, controls from the URL, URL from state, and the tile layers."""
+    on = Input(layer_id("layer-on", ALL), "value")
+    ids = [State(layer_id("layer-on", ALL), "id"), State(layer_id("layer-opacity", ALL), "id"),
+           State({"type": "layer-filter", "layer": ALL, "field": ALL}, "id"),
+           State({"type": "layer-range", "layer": ALL, "field": ALL}, "id")]  # fmt: skip
+
+    @app.callback(
+        Output(STATE_STORE, "data"),
+        on, Input(layer_id("layer-opacity", ALL), "value"),
+        Input({"type": "layer-filter", "layer": ALL, "field": ALL}, "value"),
+        Input({"type": "layer-range", "layer": ALL, "field": ALL}, "start_date"),
+        Input({"type": "layer-range", "layer": ALL, "field": ALL}, "end_date"),
+        Input(AREA_VALUE, "data"), *ids,
+    )  # fmt: skip
+    def _state(on_v, op_v, f_v, r_a, r_b, area, on_ids, op_ids, f_ids, r_ids):
+        return build_state(on_v, op_v, on_ids, op_ids, f_v, f_ids, r_a, r_b, r_ids, area)
+
+    @app.callback(
+        Output(layer_id("layer-on", ALL), "value"),
+        Output(layer_id("layer-opacity", ALL), "value"),
+        Output({"type": "layer-filter", "layer": ALL, "field": ALL}, "value"),
+        Output({"type": "layer-range", "layer": ALL, "field": ALL}, "start_date"),
+        Output({"type": "layer-range", "layer": ALL, "field": ALL}, "end_date"),
+        Output("area-restore", "data"), Output("view-request", "data", allow_duplicate=True),
+        Input(URL_ID, "pathname"), State(URL_ID, "search"), *ids,
+        prevent_initial_call="initial_duplicate",
+    )  # fmt: skip
+    def _restore(_path, search, on_ids, op_ids, f_ids, r_ids):
+        c = query_to_controls(search, on_ids, op_ids, f_ids, r_ids)
+        return c["on"], c["opacity"], c["filters"], c["start"], c["end"], c["area"], c["view"]
+
+    @app.callback(Output(URL_ID, "search"), Input(STATE_STORE, "data"),
+                  Input(MAP_ID, "zoom"), Input(MAP_ID, "center"), prevent_initial_call=True)  # fmt: skip
+    def _url(state, zoom, center):
+        if not state:
+            raise PreventUpdate
+        return state_to_query(state, zoom, center)
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="onemap", function_name="syncLayers"),
+        Output("layers-synced", "data"), Input(STATE_STORE, "data"), State(REGISTRY_STORE, "data"),
+    )  # fmt: skip
+    app.clientside_callback(
+        ClientsideFunction(namespace="onemap", function_name="applyView"),
+        Output("view-applied", "data"), Input("view-request", "data"), prevent_initial_call=True,
+    )  # fmt: skip
