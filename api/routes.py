@@ -11,7 +11,7 @@ from geodata.archive import object_archive
 from geodata.db import engine_for
 from geodata.geocoding import geocode, reverse
 from geodata.layer_sql import features_sql, parse_filters
-from geodata.queries import admin_areas_geojson
+from geodata.queries import admin_areas_geojson, road_labels
 from geodata.stats import layer_stats
 from layers.registry import LAYERS, REGISTRY, Layer, layer_json
 from layers.tiles import TileCache, get_tile
@@ -54,6 +54,14 @@ def register(server: Flask, settings: Settings) -> None:
         with engine().connect() as conn:
             body = admin_areas_geojson(conn, level=level, parent=parent, tolerance=tolerance)
         return jsonify(body)
+
+    @server.get("/api/labels/road")
+    def road_label_route():
+        bbox = parse_bbox(required(request.args, "bbox"))
+        if (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) > 0.01:
+            raise BadRequest("范围过大：道路名称只在放大后显示（bbox 面积不超过 0.01 平方度）")
+        with engine().connect() as conn:
+            return jsonify({"labels": road_labels(conn, bbox)})
 
     @server.get("/api/layers")
     def layers():

@@ -40,6 +40,8 @@ window.onemap = window.onemap || {};
 
   function tileUrl(layer, cfg) {
     const q = Object.assign({}, cfg.filters || {});
+    const area = st.wanted && st.wanted.area;
+    if (area && layer.group !== "基础") { q.area = area; }  // base layers stay whole for context
     const parts = Object.keys(q).sort().filter(function (k) { return q[k] !== "" && q[k] !== null; })
       .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(q[k]); });
     return "/tiles/" + layer.id + "/{z}/{x}/{y}.pbf" + (parts.length ? "?" + parts.join("&") : "");
@@ -84,6 +86,34 @@ window.onemap = window.onemap || {};
     });
   }
 
+  /* Road names of the offline basemap, fetched for the view from z15 on. */
+  function refreshLabels() {
+    if (!st.labels) { st.labels = L.layerGroup().addTo(st.map); }
+    const z = st.map.getZoom();
+    const b = st.map.getBounds();
+    const showRoads = st.wanted && st.wanted.layers && st.wanted.layers.road;
+    if (z < 15 || !showRoads) { st.labels.clearLayers(); return; }
+    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
+      return v.toFixed(6); }).join(",");
+    const ticket = (st.labelTicket = (st.labelTicket || 0) + 1);
+    fetch("/api/labels/road?bbox=" + bbox).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body || ticket !== st.labelTicket) { return; }
+        st.labels.clearLayers();
+        body.labels.forEach(function (l) {
+          L.tooltip({ permanent: true, direction: "center", className: "road-label",
+                      interactive: false })
+            .setLatLng([l.lat, l.lon]).setContent(escapeHtml(l.name)).addTo(st.labels);
+        });
+      }).catch(function () { /* labels are decoration: a failed fetch leaves none */ });
+  }
+
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
   function applyView() {
     const v = st.view;
     if (!st.map || !v) { return; }
@@ -99,8 +129,10 @@ window.onemap = window.onemap || {};
     /* "add" handler of the host LayerGroup: remember the map, draw what is wanted. */
     attach: function (e) {
       st.map = e.target._map;
+      st.map.on("moveend", refreshLabels);
       apply();
       applyView();
+      refreshLabels();
     },
     /* Move the map to {center, zoom} or {bounds} (kept until the map exists). */
     view: function (v) {
@@ -116,6 +148,7 @@ window.onemap = window.onemap || {};
       }
       st.wanted = wanted;
       apply();
+      if (st.map) { refreshLabels(); }
       return Object.keys((wanted && wanted.layers) || {}).length;
     },
     /* For tests and diagnostics. */

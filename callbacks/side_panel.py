@@ -180,10 +180,14 @@ def location_view(info: dict) -> html.Div:
 def visible(state: dict | None) -> list:
     """(layer, filters) of the layers the user has switched on."""
     out = []
+    area = (state or {}).get("area")
     for layer_id, cfg in ((state or {}).get("layers") or {}).items():
         layer = REGISTRY.get(layer_id)
         if layer is not None:
-            out.append((layer, parse_filters(layer, cfg.get("filters", {}), ignore=set())))
+            args = dict(cfg.get("filters", {}))
+            if area and layer.group != "基础":  # as on the map: base layers are not cut
+                args["area"] = area
+            out.append((layer, parse_filters(layer, args, ignore=set())))
     return out
 
 

@@ -41,6 +41,9 @@ def parse_filters(layer: Layer, args: dict[str, str], *, ignore: set[str]) -> li
     for key, raw in sorted(args.items()):
         if key in ignore:
             continue
+        if key == "area":
+            filters.append(area_filter(raw))
+            continue
         name, op = _split_range(key)
         fld = layer.field(name)
         if fld is None or not fld.filterable or (op != "in" and not fld.range):
@@ -48,6 +51,17 @@ def parse_filters(layer: Layer, args: dict[str, str], *, ignore: set[str]) -> li
             raise BadRequest(f"图层 {layer.id} 不支持筛选参数 {key}（可用：{allowed}）")
         filters.append(Filter(fld, op, _parse_values(fld, op, raw)))
     return filters
+
+
+AREA_FIELD = Field("area", "区域")
+
+
+def area_filter(raw: str) -> Filter:
+    """Keep only objects inside an administrative area (6, 9 or 12-digit code)."""
+    code = raw.strip()
+    if not (code.isdigit() and len(code) in (6, 9, 12)):
+        raise BadRequest("area 必须是 6、9 或 12 位行政区划代码")
+    return Filter(AREA_FIELD, "area", (code,))
 
 
 def _split_range(key: str) -> tuple[str, str]:
@@ -85,7 +99,12 @@ def filter_sql(layer: Layer, filters: list[Filter], params: dict) -> list[str]:
     for i, f in enumerate(filters):
         key = f"f{i}"
         column = f"t.{q(f.field.name)}"
-        if f.op == "in":
+        if f.op == "area":
+            parts.append(
+                f"ST_Intersects(t.geom, (SELECT a.geom FROM admin_area a WHERE a.code = :{key}))"
+            )
+            params[key] = f.values[0]
+        elif f.op == "in":
             parts.append(f"{column} = ANY(:{key})")
             params[key] = list(f.values)
         else:

@@ -89,3 +89,26 @@ def search_codes(conn: Connection, digits: str, limit: int = 10) -> list[dict]:
     escaped = digits.replace("%", "").replace("_", "")
     rows = conn.execute(CODE_SEARCH, {"prefix": escaped + "%", "limit": limit})
     return [dict(r) for r in rows.mappings()]
+
+
+ROAD_LABELS = text(
+    """
+    SELECT r.name, ST_X(p.pt) AS lon, ST_Y(p.pt) AS lat FROM road r
+    CROSS JOIN LATERAL (
+      SELECT ST_LineInterpolatePoint(ST_GeometryN(ST_Multi(ST_LineMerge(
+        ST_Intersection(r.geom, ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4490)))), 1), 0.5) AS pt
+    ) p
+    WHERE r.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4490) AND r.name IS NOT NULL
+      AND NOT ST_IsEmpty(ST_Intersection(r.geom, ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4490)))
+    ORDER BY array_position(ARRAY['快速路', '主干路', '次干路', '支路', '街巷'], r.road_class), r.name
+    LIMIT :limit
+    """
+)
+
+
+def road_labels(
+    conn: Connection, bbox: tuple[float, float, float, float], limit: int = 150
+) -> list:
+    """Road names placed midway along the visible part of each road (the offline basemap's labels)."""
+    params = dict(zip(("minx", "miny", "maxx", "maxy"), bbox, strict=True)) | {"limit": limit}
+    return [dict(r) for r in conn.execute(ROAD_LABELS, params).mappings()]

@@ -256,3 +256,18 @@ def test_stale_counts_are_not_served(live_server, demo_engine, demo_database_url
         with demo_engine.begin() as conn:
             conn.execute(text("DELETE FROM component WHERE code LIKE '370102030190000_'"))
             refresh_tables(conn, {"component"})
+
+
+def test_area_filter_keeps_objects_inside_the_area(live_server, demo_engine, centre):
+    x, y = tile_of(*centre, 15)
+    with demo_engine.connect() as conn:
+        street = conn.execute(text(
+            "SELECT a.code FROM admin_area a WHERE a.level = 'street' AND ST_Intersects(a.geom, "
+            "ST_Transform(ST_TileEnvelope(15, :x, :y), 4490)) ORDER BY a.code LIMIT 1"),
+            {"x": x, "y": y}).scalar()  # fmt: skip
+    features = decode(fetch(live_server, "component_01", 15, x, y, area=street), "component_01")
+    where = ("left(class_code, 2) = '01' AND ST_Intersects(geom, "
+             f"(SELECT geom FROM admin_area WHERE code = '{street}'))")  # fmt: skip
+    total = sum(f["properties"].get("count", 1) for f in features)  # z15 is aggregated
+    assert total == sql_count(demo_engine, where, 15, x, y) > 0
+    assert fetch(live_server, "component_01", 15, x, y, area="12").status_code == 400
