@@ -8,6 +8,7 @@ from __future__ import annotations
 import dash
 
 from api import routes
+from auth import web as auth_web
 from callbacks import map_page
 from settings import PROJECT_ROOT, Settings
 
@@ -22,6 +23,7 @@ def create_app(settings: Settings) -> dash.Dash:
         update_title=None,
     )
     app.layout = lambda: map_page.layout(settings)
+    auth_web.register(app.server, settings)
     routes.register(app.server, settings)
     map_page.register(app, settings)
     # Dash sets itself up lazily on the first request, and under gunicorn's threads a second

@@ -49,8 +49,15 @@ class Settings(BaseSettings):
     tianditu_key: str = ""
     statement_timeout_ms: int = Field(default=30_000, ge=100)
     tile_cache_mb: int = Field(default=256, ge=0)
-    # Until sign-in exists, this decides whether restricted layers (cameras) are served at all.
-    show_restricted: bool = False
+    # Sessions are signed with this key (default: a random key kept in var/secret_key).
+    secret_key: str = ""
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    secure_cookies: bool = False  # set true behind HTTPS
+    max_upload_mb: int = Field(default=50, ge=1)
+    # Pages allowed to embed the dashboard in a frame (e.g. the big-screen portal); empty: none.
+    frame_ancestors: str = ""
+    # Password for the first admin created by `make run`; empty: a one-time password is printed.
+    admin_password: str = ""
 
     @field_validator("database_url")
     @classmethod

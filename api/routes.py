@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
 
+from auth.access import (
+    check_archives,
+    check_point,
+    check_tile,
+    find_layer,
+    redact,
+    scoped,
+    user_filters,
+    visible_layers,
+)
+from auth.web import Forbidden, client_ip, current_user
 from errors import BadRequest, NotFound, OneMapError
-from geodata import catalog
+from geodata import accounts, catalog
 from geodata.archive import object_archive
 from geodata.db import engine_for
 from geodata.geocoding import geocode, reverse
-from geodata.layer_sql import features_sql, parse_filters
+from geodata.layer_sql import features_sql
 from geodata.queries import admin_areas_geojson, road_labels
 from geodata.stats import layer_stats
-from layers.registry import LAYERS, REGISTRY, Layer, layer_json
-from layers.tiles import TileCache, get_tile
+from layers.registry import layer_json
+from layers.tiles import TileCache, check_tile_address, get_tile
 from settings import Settings
 
 MAX_TOLERANCE = 0.01
@@ -32,9 +44,16 @@ def register(server: Flask, settings: Settings) -> None:
     def _onemap_error(exc: OneMapError):
         return jsonify({"error": exc.message, "status": exc.status}), exc.status
 
-    @server.errorhandler(404)
-    def _not_found(_exc):
-        return jsonify({"error": "没有这个地址", "status": 404}), 404
+    @server.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        messages = {404: "没有这个地址", 405: "不支持该请求方法", 413: "上传内容过大"}
+        message = messages.get(exc.code, exc.name)
+        return jsonify({"error": message, "status": exc.code}), exc.code
+
+    @server.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        server.logger.exception("unexpected error on %s", request.path)
+        return jsonify({"error": "服务器内部错误，请联系管理员", "status": 500}), 500
 
     @server.get("/tiles/<path:rest>")
     @server.get("/api/<path:rest>")
@@ -65,35 +84,66 @@ def register(server: Flask, settings: Settings) -> None:
 
     @server.get("/api/layers")
     def layers():
-        return jsonify({"layers": [layer_json(x) for x in LAYERS if allowed(x, settings)]})
+        return jsonify({"layers": [layer_json(x) for x in visible_layers(current_user())]})
 
     @server.get(
         "/tiles/<layer_id>/<int(signed=True):z>/<int(signed=True):x>/<int(signed=True):y>.pbf"
     )
     def tile(layer_id: str, z: int, x: int, y: int):
-        layer = find_layer(layer_id, settings)
-        filters = parse_filters(layer, request.args.to_dict(), ignore={"v"})
+        user = current_user()
+        layer = find_layer(layer_id, user)
+        filters = user_filters(user, layer, request.args.to_dict(), ignore={"v"})
+        check_tile_address(z, x, y)
+        with engine().connect() as conn:
+            check_tile(conn, user, z, x, y)
         found = get_tile(engine(), cache, layer, z, x, y, filters)
         return tile_response(found)
 
     @server.get("/api/features/<layer_id>")
     def features(layer_id: str):
-        layer = find_layer(layer_id, settings)
+        user = current_user()
+        layer = find_layer(layer_id, user)
         args = request.args.to_dict()
         limit = int(parse_float(args.get("limit", "1000"), "limit", 1, MAX_FEATURES))
         bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
-        filters = parse_filters(layer, args, ignore={"bbox", "limit"})
+        filters = user_filters(user, layer, args, ignore={"bbox", "limit"})
         sql, params = features_sql(layer, filters, bbox)
         with engine().connect() as conn:
             matched, feats = conn.execute(text(sql), {**params, "limit": limit}).one()
         return jsonify({"type": "FeatureCollection", "features": feats,
                         "numberMatched": matched, "numberReturned": len(feats)})  # fmt: skip
 
+    @server.get("/api/export/<layer_id>")
+    def export(layer_id: str):
+        user = current_user()
+        if not user.role.export:
+            raise Forbidden("当前角色不能导出数据")
+        layer = find_layer(layer_id, user)
+        args = request.args.to_dict()
+        bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
+        filters = user_filters(user, layer, args, ignore={"bbox"})
+        sql, params = features_sql(layer, filters, bbox)
+        with engine().begin() as conn:
+            matched, feats = conn.execute(text(sql), {**params, "limit": MAX_FEATURES}).one()
+            accounts.audit(conn, user.username, "export", layer.id,
+                           {"filters": args, "rows": len(feats)}, client_ip())  # fmt: skip
+        body = {"type": "FeatureCollection", "features": feats, "numberMatched": matched,
+                "numberReturned": len(feats)}  # fmt: skip
+        resp = jsonify(body)
+        resp.headers["Content-Disposition"] = f'attachment; filename="{layer.id}.geojson"'
+        return resp
+
     @server.get("/api/objects/<layer_id>/<int:object_id>")
     def archive(layer_id: str, object_id: int):
-        layer = find_layer(layer_id, settings)
-        with engine().connect() as conn:
-            return jsonify(object_archive(conn, layer, object_id))
+        user = current_user()
+        layer = find_layer(layer_id, user)
+        check_archives(user)
+        with engine().begin() as conn:
+            body = object_archive(conn, layer, object_id, scoped(user, []))
+            if layer.restricted:
+                accounts.audit(conn, user.username, "archive_view", f"{layer.id}/{object_id}",
+                               ip=client_ip())  # fmt: skip
+        return jsonify(redact(body, user))
 
     @server.get("/api/geocode")
     def geocode_route():
@@ -103,19 +153,22 @@ def register(server: Flask, settings: Settings) -> None:
         if len(query) > 100:
             raise BadRequest("查询文本过长（最多 100 字）")
         limit = int(parse_float(request.args.get("limit", "10"), "limit", 1, 100))
+        scope = current_user().scope
         with engine().connect() as conn:
-            return jsonify({"query": query, "results": geocode(conn, query, limit)})
+            return jsonify({"query": query, "results": geocode(conn, query, limit, scope)})
 
     @server.get("/api/reverse")
     def reverse_route():
         lon = parse_float(required(request.args, "lon"), "lon", -180, 180)
         lat = parse_float(required(request.args, "lat"), "lat", -90, 90)
         with engine().connect() as conn:
+            check_point(conn, current_user(), lon, lat)
             return jsonify(reverse(conn, lon, lat))
 
     @server.get("/api/stats/<layer_id>")
     def stats(layer_id: str):
-        layer = find_layer(layer_id, settings)
+        user = current_user()
+        layer = find_layer(layer_id, user)
         args = request.args.to_dict()
         by = layer.field(required(args, "by"))
         if by is None or not by.filterable:
@@ -124,30 +177,9 @@ def register(server: Flask, settings: Settings) -> None:
         area = args.get("area") or None
         if area is not None and not area.isdigit():
             raise BadRequest("area 必须是数字行政区划代码")
-        filters = parse_filters(layer, args, ignore={"by", "area"})
+        filters = user_filters(user, layer, args, ignore={"by", "area"})
         with engine().connect() as conn:
             return jsonify(layer_stats(conn, layer, area=area, by=by, filters=filters))
-
-
-def allowed(layer: Layer, settings: Settings) -> bool:
-    """Whether this request may see the layer (restricted layers need permission)."""
-    return not layer.restricted or settings.show_restricted
-
-
-def find_layer(layer_id: str, settings: Settings) -> Layer:
-    """The registry layer, 404 when unknown, 403 when restricted."""
-    layer = REGISTRY.get(layer_id)
-    if layer is None:
-        raise NotFound(f"没有图层 {layer_id}")
-    if not allowed(layer, settings):
-        raise Forbidden(f"图层 {layer.title} 受限，无权访问")
-    return layer
-
-
-class Forbidden(OneMapError):
-    """The layer or object is not for this request."""
-
-    status = 403
 
 
 def tile_response(tile) -> Response:

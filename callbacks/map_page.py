@@ -5,9 +5,14 @@ from __future__ import annotations
 import dash_leaflet as dl
 from dash import dcc, html
 from dash_extensions.javascript import Namespace
+from flask import has_request_context
 
+from auth.access import visible_layers
+from auth.roles import ROLES
+from auth.web import current_user
 from callbacks import area_focus, layer_tree, side_panel
-from layers.registry import LAYERS, layer_json
+from geodata.accounts import User
+from layers.registry import layer_json
 from settings import Settings
 
 MAP_ID = "onemap-map"
@@ -30,14 +35,18 @@ TIANDITU = (
 )
 
 
-def visible_layers(settings: Settings) -> list:
-    """Registry layers this deployment shows (restricted ones only when allowed)."""
-    return [x for x in LAYERS if not x.restricted or settings.show_restricted]
+VALIDATION_USER = User(0, "layout-check", ROLES["admin"], ())
+
+
+def layout_user() -> User:
+    """The signed-in user; Dash also builds the layout once at start-up to check callback ids."""
+    return current_user() if has_request_context() else VALIDATION_USER
 
 
 def layout(settings: Settings) -> html.Div:
     """The whole page."""
-    layers = visible_layers(settings)
+    user = layout_user()
+    layers = visible_layers(user)
     return html.Div(
         className="onemap-page",
         children=[
@@ -48,7 +57,7 @@ def layout(settings: Settings) -> html.Div:
             dcc.Store(id=VIEW_REQUEST),
             dcc.Store(id="layers-synced"),
             dcc.Store(id="view-applied"),
-            header(settings),
+            header(settings, user),
             html.Main(
                 className="onemap-main",
                 children=[
@@ -61,7 +70,7 @@ def layout(settings: Settings) -> html.Div:
     )
 
 
-def header(settings: Settings) -> html.Header:
+def header(settings: Settings, user) -> html.Header:
     """Title, search box and area selector."""
     return html.Header(
         className="onemap-header",
@@ -69,6 +78,15 @@ def header(settings: Settings) -> html.Header:
             html.H1(settings.title),
             side_panel.search_box(),
             area_focus.selector(),
+            html.Div(
+                className="user-box",
+                children=[
+                    html.Span(
+                        f"{user.display_name or user.username}（{user.role.title}）", id="user-name"
+                    ),
+                    html.A("退出", href="/logout", className="logout"),
+                ],
+            ),
         ],
     )
 

@@ -7,13 +7,15 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from auth.access import check_archives, layer_allowed, redact, scoped, user_filters
+from auth.web import current_user
 from errors import OneMapError
-from geodata import catalog
+from geodata import accounts, catalog
 from geodata.archive import object_archive
 from geodata.db import engine_for
 from geodata.geocoding import geocode, reverse
 from geodata.identify import identify
-from geodata.layer_sql import parse_filters
+from geodata.layer_sql import point_in_scope
 from geodata.queries import search_codes
 from geodata.stats import layer_stats
 from layers.registry import REGISTRY
@@ -64,16 +66,18 @@ def panel() -> dcc.Tabs:
 # --- statistics --------------------------------------------------------------------------
 
 
-def stats_figures(conn, state: dict) -> list:
+def stats_figures(conn, state: dict, user) -> list:
     """One bar chart per visible layer (counts by its first code-list field) in the focus area."""
     out = []
     area = state.get("area")
     for layer_id, cfg in list(state.get("layers", {}).items()):
         layer = REGISTRY.get(layer_id)
+        if layer is None or not layer_allowed(user, layer):
+            continue
         by = next((f for f in (layer.filterable if layer else ()) if f.values), None)
         if by is None or len(out) >= MAX_STATS_LAYERS:
             continue
-        filters = parse_filters(layer, cfg.get("filters", {}), ignore=set())
+        filters = user_filters(user, layer, cfg.get("filters", {}), ignore=set())
         result = layer_stats(conn, layer, area=area, by=by, filters=filters)
         out.append(stats_card(layer, by, result))
     return out or [html.P("勾选有分类的图层后显示统计", className="hint")]
@@ -148,15 +152,16 @@ def fmt(value) -> str:
 # --- search and reverse -------------------------------------------------------------------
 
 
-def search(conn, text: str) -> list[dict]:
+def search(conn, text: str, user) -> list[dict]:
     """Hits for a query: codes when it is digits, else addresses and POIs."""
     q = text.strip()
     if q.isdigit() and len(q) >= 6:
         return [{"title": f"{h['title']} {h['code']}", "lat": h["lat"], "lon": h["lon"],
                  "layer": f"component_{h['major']}" if h["kind"] == "component" else "unit_grid",
-                 "id": h["id"]} for h in search_codes(conn, q)]  # fmt: skip
+                 "id": h["id"]} for h in search_codes(conn, q)
+                if not user.scope or point_in_scope(conn, h["lon"], h["lat"], user.scope)]  # fmt: skip
     return [{"title": h["address"], "lat": h["lat"], "lon": h["lon"], "layer": "geocode",
-             "id": h["id"]} for h in geocode(conn, q, 10)]  # fmt: skip
+             "id": h["id"]} for h in geocode(conn, q, 10, user.scope)]  # fmt: skip
 
 
 def marker(lat: float, lon: float, text: str) -> list:
@@ -177,25 +182,35 @@ def location_view(info: dict) -> html.Div:
                       className="attr-table", id="location-table")  # fmt: skip
 
 
-def visible(state: dict | None) -> list:
+def visible(state: dict | None, user) -> list:
     """(layer, filters) of the layers the user has switched on."""
     out = []
     area = (state or {}).get("area")
     for layer_id, cfg in ((state or {}).get("layers") or {}).items():
         layer = REGISTRY.get(layer_id)
-        if layer is not None:
+        if layer is not None and layer_allowed(user, layer):
             args = dict(cfg.get("filters", {}))
             if area and layer.group != "基础":  # as on the map: base layers are not cut
                 args["area"] = area
-            out.append((layer, parse_filters(layer, args, ignore=set())))
+            out.append((layer, user_filters(user, layer, args, ignore=set())))
     return out
 
 
-def popup_title(conn, hit: dict) -> list:
+def popup_title(conn, hit: dict, user) -> list:
     """Name and code of an identified object, for its popup."""
-    attrs = object_archive(conn, REGISTRY[hit["layer"]], hit["id"])["attributes"]
+    attrs = object_archive(conn, REGISTRY[hit["layer"]], hit["id"], scoped(user, []))["attributes"]
     name = attrs.get("name") or attrs.get("class_name") or attrs.get("address") or ""
     return [html.B(name or REGISTRY[hit["layer"]].title), html.Br(), attrs.get("code") or ""]
+
+
+def open_archive(conn, layer, object_id: int) -> dict:
+    """The archive as the current user may see it; restricted views are audited."""
+    user = current_user()
+    check_archives(user)
+    data = object_archive(conn, layer, object_id, scoped(user, []))
+    if layer.restricted:
+        accounts.audit(conn, user.username, "archive_view", f"{layer.id}/{object_id}")
+    return redact(data, user)
 
 
 def register(app, settings) -> None:
@@ -207,7 +222,7 @@ def register(app, settings) -> None:
         if not state:
             raise PreventUpdate
         with engine().connect() as conn:
-            return stats_figures(conn, state)
+            return stats_figures(conn, state, current_user())
 
     @app.callback(Output(ARCHIVE_ID, "children"), Output(TABS_ID, "value"),
                   Input("clicked-object", "data"), prevent_initial_call=True)  # fmt: skip
@@ -216,8 +231,8 @@ def register(app, settings) -> None:
         if layer is None or clicked.get("id") is None:
             raise PreventUpdate
         try:
-            with engine().connect() as conn:
-                return archive_view(object_archive(conn, layer, int(clicked["id"]))), "archive"
+            with engine().begin() as conn:
+                return archive_view(open_archive(conn, layer, int(clicked["id"]))), "archive"
         except OneMapError as exc:
             return html.P(exc.message, className="error"), "archive"
 
@@ -229,7 +244,7 @@ def register(app, settings) -> None:
         if not text or not text.strip():
             return html.P("请输入地址、兴趣点或编码", className="hint"), [], "search"
         with engine().connect() as conn:
-            hits = search(conn, text[:100])
+            hits = search(conn, text[:100], current_user())
         items = [html.Li(html.Button(h["title"], id={"type": "search-hit", "index": i},
                                      className="hit")) for i, h in enumerate(hits)]  # fmt: skip
         body = (
@@ -270,10 +285,13 @@ def register(app, settings) -> None:
             raise PreventUpdate
         lat, lon = click["latlng"]["lat"], click["latlng"]["lng"]
         with engine().connect() as conn:
+            user = current_user()
+            if user.scope and not point_in_scope(conn, lon, lat, user.scope):
+                return html.P("该位置不在您的管辖范围内", className="hint"), no_update, [], "search"
             where = location_view(reverse(conn, lon, lat))
-            hit = identify(conn, visible(state), lon, lat, int(zoom or 0))
+            hit = identify(conn, visible(state, user), lon, lat, int(zoom or 0))
             if hit is None:
                 return where, no_update, [], "search"
-            title = popup_title(conn, hit)
+            title = popup_title(conn, hit, user)
         popup = dl.Popup(position=[lat, lon], children=title, className="onemap-popup")
         return where, {**hit, "lat": lat, "lon": lon}, [popup], no_update

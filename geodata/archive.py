@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from errors import NotFound
+from geodata.layer_sql import Filter, filter_sql
 from layers.registry import Layer
 
 RELATED_RADIUS_M = 30
@@ -40,16 +41,18 @@ RELATED_CASES = text(
 )
 
 
-def object_archive(conn: Connection, layer: Layer, object_id: int) -> dict:
-    """The archive of one object of a layer, or NotFound."""
+def object_archive(conn: Connection, layer: Layer, object_id: int,
+                   filters: list[Filter] = ()) -> dict:  # fmt: skip
+    """The archive of one object of a layer (within the filters, e.g. a user's areas), or NotFound."""
+    params: dict = {"id": object_id}
+    where = " AND ".join(["t.id = :id", *filter_sql(layer, list(filters), params)])
     row = conn.execute(
         text(f"SELECT to_jsonb(t) - 'geom' - 'entrances' AS attrs, ST_AsText(t.geom) AS wkt, "
              f"ST_AsGeoJSON(ST_Transform(t.geom, 4326), 7)::json AS geometry "
-             f"FROM {layer.source} t WHERE t.id = :id AND ({layer.where or 'true'})"),
-        {"id": object_id},
+             f"FROM {layer.source} t WHERE {where}"), params,
     ).mappings().first()  # fmt: skip
     if row is None:
-        raise NotFound(f"图层 {layer.id} 中没有编号为 {object_id} 的对象")
+        raise NotFound(f"图层 {layer.id} 中没有编号为 {object_id} 的对象，或您无权查看")
     place = conn.execute(PLACE, {"wkt": row["wkt"]}).mappings().first() or {}
     component_id = object_id if layer.id.startswith("component_") else -1
     cases = conn.execute(RELATED_CASES, {"component_id": component_id, "wkt": row["wkt"],

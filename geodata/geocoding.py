@@ -6,24 +6,28 @@ import re
 
 from sqlalchemy import Connection, text
 
+SCOPE = (
+    "(CAST(:scope AS text[]) IS NULL OR ST_Intersects(g.geom, "
+    "(SELECT ST_Union(a.geom) FROM admin_area a WHERE a.code = ANY(CAST(:scope AS text[])))))"
+)
 SEARCH = text(
-    """
+    f"""
     SELECT g.id, g.address, g.kind, g.road_name, g.door_number, g.building, g.poi_name,
            g.grid_code, g.community_code, ST_X(g.geom) AS lon, ST_Y(g.geom) AS lat,
            similarity(g.address, :q) AS score
     FROM geocode g
-    WHERE g.address ILIKE ALL(:patterns)
+    WHERE g.address ILIKE ALL(:patterns) AND {SCOPE}
     ORDER BY (g.address LIKE :exact_door) DESC, similarity(g.address, :q) DESC, length(g.address), g.id
     LIMIT :limit
     """
 )
 FUZZY = text(
-    """
+    f"""
     SELECT g.id, g.address, g.kind, g.road_name, g.door_number, g.building, g.poi_name,
            g.grid_code, g.community_code, ST_X(g.geom) AS lon, ST_Y(g.geom) AS lat,
            word_similarity(:q, g.address) AS score
     FROM geocode g
-    WHERE :q <% g.address
+    WHERE :q <% g.address AND {SCOPE}
     ORDER BY word_similarity(:q, g.address) DESC, length(g.address), g.id
     LIMIT :limit
     """
@@ -65,13 +69,14 @@ def search_terms(query: str) -> tuple[str, list[str], str]:
     return "".join(tokens), patterns, f"%{door}号%" if door else ""
 
 
-def geocode(conn: Connection, query: str, limit: int) -> list[dict]:
-    """Addresses and POIs matching every token of the query; fuzzy (misspelt) as a fallback."""
+def geocode(conn: Connection, query: str, limit: int, scope=None) -> list[dict]:
+    """Addresses and POIs matching every token of the query (within `scope` area codes, if any)."""
     q, patterns, exact_door = search_terms(query)
+    scope = list(scope) if scope else None
     rows = conn.execute(SEARCH, {"q": q, "patterns": patterns, "exact_door": exact_door,
-                                 "limit": limit}).mappings().all()  # fmt: skip
-    if not rows:
-        rows = conn.execute(FUZZY, {"q": q, "limit": limit}).mappings().all()
+                                 "limit": limit, "scope": scope}).mappings().all()  # fmt: skip
+    if not rows:  # misspelt input: trigram word similarity
+        rows = conn.execute(FUZZY, {"q": q, "limit": limit, "scope": scope}).mappings().all()
     return [dict(r) for r in rows]
 
 

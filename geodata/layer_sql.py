@@ -64,6 +64,28 @@ def area_filter(raw: str) -> Filter:
     return Filter(AREA_FIELD, "area", (code,))
 
 
+def scope_filter(codes: tuple[str, ...]) -> Filter:
+    """Limit to a user's districts/streets (access control; never from request parameters)."""
+    return Filter(AREA_FIELD, "scope", tuple(codes))
+
+
+SCOPE_SQL = "(SELECT ST_Union(a.geom) FROM admin_area a WHERE a.code = ANY(:{key}))"
+
+
+def tile_in_scope(conn: Connection, z: int, x: int, y: int, codes: tuple[str, ...]) -> bool:
+    """Whether a tile touches the user's areas at all."""
+    sql = ("SELECT ST_Intersects(ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490), "
+           + SCOPE_SQL.format(key="codes") + ")")  # fmt: skip
+    return bool(conn.execute(text(sql), {"z": z, "x": x, "y": y, "codes": list(codes)}).scalar())
+
+
+def point_in_scope(conn: Connection, lon: float, lat: float, codes: tuple[str, ...]) -> bool:
+    """Whether a point lies in the user's areas."""
+    sql = ("SELECT ST_Intersects(ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), "
+           + SCOPE_SQL.format(key="codes") + ")")  # fmt: skip
+    return bool(conn.execute(text(sql), {"lon": lon, "lat": lat, "codes": list(codes)}).scalar())
+
+
 def _split_range(key: str) -> tuple[str, str]:
     """`reported_at_from` -> (reported_at, from); plain names are equality filters."""
     for suffix in ("_from", "_to"):
@@ -99,7 +121,10 @@ def filter_sql(layer: Layer, filters: list[Filter], params: dict) -> list[str]:
     for i, f in enumerate(filters):
         key = f"f{i}"
         column = f"t.{q(f.field.name)}"
-        if f.op == "area":
+        if f.op == "scope":
+            parts.append(f"ST_Intersects(t.geom, {SCOPE_SQL.format(key=key)})")
+            params[key] = list(f.values)
+        elif f.op == "area":
             parts.append(
                 f"ST_Intersects(t.geom, (SELECT a.geom FROM admin_area a WHERE a.code = :{key}))"
             )

@@ -13,10 +13,13 @@ from sqlalchemy.exc import OperationalError
 
 from geodata.aggregates import refresh_tables
 from geodata.db import engine_for, is_migrated, migrate
+from layers.check import check_registry
 from loaders import demo, osm
 from loaders.boundaries import load_shandong
 from loaders.importer.run import MODES, ImportOptions, ImportUsageError, run_import
 from loaders.importer.specs import SPECS
+from loaders.users import add_arguments as add_user_arguments
+from loaders.users import ensure_demo_users, report_demo_users, run_token, run_user
 from settings import DatabaseNotConfigured, Settings
 
 
@@ -80,18 +83,32 @@ def cmd_aggregates(args, settings: Settings) -> int:
 
 
 def cmd_bootstrap(args, settings: Settings) -> int:
-    """Migrate, then load the demo city when the database is empty (used by `make run`)."""
+    """Migrate, load the demo city when the database is empty, and make sure users exist."""
     engine = prepared_engine(settings)
     if database_is_empty(engine):
         args.scale, args.seed = os.environ.get("ONEMAP_DEMO_SCALE", "city"), 1
-        return cmd_demo(args, settings)
-    print("数据库已有数据，跳过初始数据导入")
+        cmd_demo(args, settings)
+    else:
+        print("数据库已有数据，跳过初始数据导入")
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
+            stale = refresh_tables(conn, set())  # missing or out-of-date low-zoom counts only
+        if stale:
+            print(f"已重建 {len(stale)} 个点图层的低级别瓦片预聚合")
     with engine.begin() as conn:
-        conn.execute(text("SET LOCAL statement_timeout = 0"))
-        stale = refresh_tables(conn, set())  # missing or out-of-date low-zoom counts only
-    if stale:
-        print(f"已重建 {len(stale)} 个点图层的低级别瓦片预聚合")
+        report_demo_users(ensure_demo_users(conn, settings.admin_password))
+    check_registry(engine)
     return 0
+
+
+def cmd_user(args, settings: Settings) -> int:
+    """Manage users."""
+    return run_user(args, prepared_engine(settings))
+
+
+def cmd_token(args, settings: Settings) -> int:
+    """Manage API tokens."""
+    return run_token(args, prepared_engine(settings))
 
 
 def progress(message: str) -> None:
@@ -165,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     osm_parser = osm.add_arguments(sub.add_parser("osm", help="导入 OpenStreetMap 数据"))
     osm_parser.set_defaults(func=cmd_osm)
     add_import_parser(sub)
+    add_user_arguments(sub)
+    sub.choices["user"].set_defaults(func=cmd_user)
+    sub.choices["token"].set_defaults(func=cmd_token)
     return parser
 
 
@@ -178,4 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OperationalError as exc:
         print(f"错误：无法连接数据库：{exc.orig}", file=sys.stderr)
+        return 2
+    except (LookupError, ValueError) as exc:  # unknown user, bad role or area, short password
+        print(f"错误：{exc}", file=sys.stderr)
         return 2

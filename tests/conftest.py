@@ -15,6 +15,8 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from auth.roles import ROLES
+from geodata import accounts
 from geodata.db import make_engine, migrate
 from loaders import demo
 from loaders.boundaries import load_shandong
@@ -114,8 +116,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# A session shared by the HTTP tests; the live_server fixture signs it in with an admin token.
+http = requests.Session()
+TEST_PASSWORD = "test-" + uuid.uuid4().hex[:16]
+
+
 @pytest.fixture(scope="session")
-def live_server(demo_database_url):
+def role_tokens(demo_database_url) -> dict[str, str]:
+    """One user per role in the demo database (password TEST_PASSWORD) and an API token each."""
+    engine = make_engine(demo_database_url)
+    tokens = {}
+    with engine.begin() as conn:
+        street = conn.execute(text(
+            "SELECT code FROM admin_area WHERE level = 'street' ORDER BY code LIMIT 1")).scalar()  # fmt: skip
+        for role in ROLES:
+            name = f"t_{role}"
+            areas = [street] if role == "district" else []
+            accounts.add_user(conn, name, role, TEST_PASSWORD, areas=areas)
+            tokens[role] = accounts.create_token(conn, name, "tests", 1)[1]
+    engine.dispose()
+    return tokens
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_database_url, role_tokens):
     """The real server (`python app.py`, gunicorn) on the demo city; yields its base URL."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_database_url, "ONEMAP_PORT": str(port),
@@ -126,6 +150,7 @@ def live_server(demo_database_url):
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     wait_for(base, proc)
+    http.headers["Authorization"] = f"Bearer {role_tokens['admin']}"
     yield base
     proc.terminate()
     proc.wait(timeout=20)
@@ -139,7 +164,7 @@ def wait_for(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
         if proc.poll() is not None:
             raise RuntimeError((ARTIFACTS / "server.log").read_text())
         try:
-            if requests.get(base + "/", timeout=2).status_code == 200:
+            if requests.get(base + "/login", timeout=2).status_code == 200:
                 return
         except requests.ConnectionError:
             time.sleep(0.3)
@@ -161,8 +186,8 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    """Debian's headless Chromium through chromedriver, with the console log captured."""
+def browser(tmp_path_factory, live_server):
+    """Debian's headless Chromium through chromedriver, signed in as the test admin."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -173,8 +198,19 @@ def browser(tmp_path_factory):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver_path = os.environ.get("ONEMAP_CHROMEDRIVER", "/usr/bin/chromedriver")
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    sign_in(driver, live_server, "t_admin")
     yield driver
     driver.quit()
+
+
+def sign_in(driver, base: str, username: str, password: str = TEST_PASSWORD) -> None:
+    """Sign in through the real login form."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + "/logout")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
 
 
 def save_artifact(driver, name: str) -> Path:

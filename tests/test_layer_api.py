@@ -6,10 +6,12 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from tests.conftest import http
+
 
 def get(base: str, path: str, **params) -> requests.Response:
     """GET a JSON endpoint."""
-    return requests.get(base + path, params=params, timeout=60)
+    return http.get(base + path, params=params, timeout=60)
 
 
 def one(engine, sql: str, **params):
@@ -18,13 +20,13 @@ def one(engine, sql: str, **params):
         return conn.execute(text(sql), params).mappings().first()
 
 
-def test_layers_lists_registry_without_restricted(live_server):
+def test_layers_lists_the_registry(live_server):
     body = get(live_server, "/api/layers").json()
     ids = {layer["id"] for layer in body["layers"]}
     assert {"district", "unit_grid", "component_01", "case", "parking", "green_space"} <= ids
-    assert "camera" not in ids  # restricted by default
+    assert "camera" in ids  # the test session is an admin; roles are tested in test_access.py
     groups = {layer["group"] for layer in body["layers"]}
-    assert groups == {"基础", "部件", "排水", "环卫", "停车", "园林", "案件"}
+    assert groups == {"基础", "部件", "排水", "环卫", "停车", "视频", "园林", "案件"}
     case = next(x for x in body["layers"] if x["id"] == "case")
     assert case["legend"] and case["tiles"] == "/tiles/case/{z}/{x}/{y}.pbf"
 
@@ -67,7 +69,6 @@ def test_archive_errors(live_server, demo_engine):
     other = one(demo_engine, "SELECT id FROM component WHERE left(class_code, 2) = '04' LIMIT 1")
     assert get(live_server, f"/api/objects/component_01/{other['id']}").status_code == 404
     assert get(live_server, "/api/objects/nolayer/1").status_code == 404
-    assert get(live_server, "/api/objects/camera/1").status_code == 403
 
 
 def test_geocode_partial_address(live_server, demo_engine):
@@ -145,4 +146,4 @@ def test_stats_of_polygons_has_areas(live_server):
     ("/api/stats/component_01?by=status&area=37;01", 400), ("/api/stats/nolayer?by=x", 404),
 ])  # fmt: skip
 def test_stats_errors(live_server, path, status):
-    assert requests.get(live_server + path, timeout=30).status_code == status
+    assert http.get(live_server + path, timeout=30).status_code == status

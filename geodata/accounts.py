@@ -1,0 +1,178 @@
+"""Users, API tokens, sign-in failures and the audit log in the database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, text
+
+from auth.passwords import hash_password, new_token, token_digest, verify_password
+from auth.roles import ROLES, Role
+
+LOCK_WINDOW = timedelta(minutes=15)
+MAX_USER_FAILURES = 5
+MAX_IP_FAILURES = 30
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in user (or the owner of an API token)."""
+
+    id: int
+    username: str
+    role: Role
+    areas: tuple[str, ...]
+    display_name: str | None = None
+
+    @property
+    def scope(self) -> tuple[str, ...] | None:
+        """Area codes the user is limited to (None: everything)."""
+        return self.areas if self.role.scoped else None
+
+
+def _user(row) -> User:
+    """A User from a database row."""
+    return User(row["id"], row["username"], ROLES[row["role"]], tuple(row["areas"] or ()),
+                row["display_name"])  # fmt: skip
+
+
+USER_COLUMNS = "id, username, role, areas, display_name"
+
+
+def add_user(conn: Connection, username: str, role: str, password: str, *, areas=(),
+             display_name: str | None = None) -> User:  # fmt: skip
+    """Create a user; district users need at least one area code that exists."""
+    if role not in ROLES:
+        raise ValueError(f"未知角色 {role}（可选：{', '.join(ROLES)}）")
+    if ROLES[role].scoped and not areas:
+        raise ValueError("district 角色至少需要一个 --area（区县或街道代码）")
+    if conn.execute(text("SELECT 1 FROM app_user WHERE username = :u"), {"u": username}).first():
+        raise ValueError(f"用户 {username} 已存在")
+    missing = [a for a in areas if not conn.execute(
+        text("SELECT 1 FROM admin_area WHERE code = :c"), {"c": a}).first()]  # fmt: skip
+    if missing:
+        raise ValueError(f"行政区划代码不存在：{', '.join(missing)}")
+    row = conn.execute(text(
+        f"INSERT INTO app_user (username, role, areas, password_hash, display_name) "
+        f"VALUES (:u, :r, :a, :h, :d) RETURNING {USER_COLUMNS}"),
+        {"u": username, "r": role, "a": list(areas), "h": hash_password(password),
+         "d": display_name}).mappings().one()  # fmt: skip
+    return _user(row)
+
+
+def set_password(conn: Connection, username: str, password: str) -> None:
+    """Replace a user's password (and re-enable the account)."""
+    done = conn.execute(text(
+        "UPDATE app_user SET password_hash = :h, password_changed_at = now(), active = true "
+        "WHERE username = :u"), {"u": username, "h": hash_password(password)})  # fmt: skip
+    if done.rowcount == 0:
+        raise LookupError(f"没有用户 {username}")
+
+
+def set_active(conn: Connection, username: str, active: bool) -> None:
+    """Enable or disable a user; disabling also revokes their tokens."""
+    done = conn.execute(text("UPDATE app_user SET active = :a WHERE username = :u"),
+                        {"u": username, "a": active})  # fmt: skip
+    if done.rowcount == 0:
+        raise LookupError(f"没有用户 {username}")
+    if not active:
+        conn.execute(text("UPDATE api_token SET revoked_at = now() WHERE revoked_at IS NULL AND "
+                          "user_id = (SELECT id FROM app_user WHERE username = :u)"), {"u": username})  # fmt: skip
+
+
+def list_users(conn: Connection) -> list[dict]:
+    """All users without their hashes."""
+    return [dict(r) for r in conn.execute(text(
+        "SELECT id, username, role, areas, active, created_at FROM app_user ORDER BY id")).mappings()]  # fmt: skip
+
+
+def count_users(conn: Connection) -> int:
+    """Number of users."""
+    return conn.execute(text("SELECT count(*) FROM app_user")).scalar()
+
+
+def too_many_failures(conn: Connection, username: str, ip: str) -> bool:
+    """Whether sign-in is throttled for this user name or address."""
+    since = datetime.now(UTC) - LOCK_WINDOW
+    row = conn.execute(text(
+        "SELECT count(*) FILTER (WHERE username = :u) AS by_user, count(*) FILTER (WHERE ip = :ip) "
+        "AS by_ip FROM login_failure WHERE at > :since AND (username = :u OR ip = :ip)"),
+        {"u": username, "ip": ip, "since": since}).mappings().one()  # fmt: skip
+    return row["by_user"] >= MAX_USER_FAILURES or row["by_ip"] >= MAX_IP_FAILURES
+
+
+def authenticate(conn: Connection, username: str, password: str, ip: str) -> User | None:
+    """The active user with these credentials, or None (and the failure is recorded)."""
+    row = conn.execute(text(
+        f"SELECT {USER_COLUMNS}, password_hash FROM app_user WHERE username = :u AND active"),
+        {"u": username}).mappings().first()  # fmt: skip
+    if row is not None and verify_password(row["password_hash"], password):
+        conn.execute(text("DELETE FROM login_failure WHERE username = :u"), {"u": username})
+        return _user(row)
+    conn.execute(text("INSERT INTO login_failure (username, ip) VALUES (:u, :ip)"),
+                 {"u": username[:80], "ip": ip[:64]})  # fmt: skip
+    return None
+
+
+def user_by_id(conn: Connection, user_id: int) -> User | None:
+    """An active user by id (sessions re-check on every request)."""
+    row = conn.execute(text(f"SELECT {USER_COLUMNS} FROM app_user WHERE id = :i AND active"),
+                       {"i": user_id}).mappings().first()  # fmt: skip
+    return None if row is None else _user(row)
+
+
+def create_token(conn: Connection, username: str, name: str, days: int | None) -> tuple[int, str]:
+    """A new API token for a user: (id, token); the token itself is never stored."""
+    token = new_token()
+    expires = datetime.now(UTC) + timedelta(days=days) if days else None
+    row = conn.execute(text(
+        "INSERT INTO api_token (user_id, name, token_hash, expires_at) "
+        "SELECT id, :n, :h, :e FROM app_user WHERE username = :u AND active RETURNING id"),
+        {"u": username, "n": name, "h": token_digest(token), "e": expires}).first()  # fmt: skip
+    if row is None:
+        raise LookupError(f"没有启用的用户 {username}")
+    return row[0], token
+
+
+def user_for_token(conn: Connection, token: str) -> User | None:
+    """The user of a valid (unrevoked, unexpired) token, marking it used."""
+    row = conn.execute(text(
+        "UPDATE api_token t SET last_used_at = now() FROM app_user u "
+        "WHERE t.token_hash = :h AND t.user_id = u.id AND u.active AND t.revoked_at IS NULL "
+        "AND (t.expires_at IS NULL OR t.expires_at > now()) "
+        "RETURNING u.id, u.username, u.role, u.areas, u.display_name"),
+        {"h": token_digest(token)}).mappings().first()  # fmt: skip
+    return None if row is None else _user(row)
+
+
+def list_tokens(conn: Connection) -> list[dict]:
+    """All tokens (never their secret)."""
+    return [dict(r) for r in conn.execute(text(
+        "SELECT t.id, u.username, t.name, t.created_at, t.expires_at, t.revoked_at, t.last_used_at "
+        "FROM api_token t JOIN app_user u ON u.id = t.user_id ORDER BY t.id")).mappings()]  # fmt: skip
+
+
+def revoke_token(conn: Connection, token_id: int) -> None:
+    """Revoke a token by id."""
+    done = conn.execute(text("UPDATE api_token SET revoked_at = now() WHERE id = :i "
+                             "AND revoked_at IS NULL"), {"i": token_id})  # fmt: skip
+    if done.rowcount == 0:
+        raise LookupError(f"没有可吊销的令牌 {token_id}")
+
+
+def audit(conn: Connection, username: str | None, action: str, target: str | None = None,
+          detail: dict | None = None, ip: str | None = None) -> None:  # fmt: skip
+    """Append one entry to the audit log."""
+    conn.execute(text("INSERT INTO audit_log (username, action, target, detail, ip) "
+                      "VALUES (:u, :a, :t, CAST(:d AS jsonb), :ip)"),
+                 {"u": username, "a": action, "t": target, "d": json.dumps(detail or {},
+                  ensure_ascii=False, default=str), "ip": ip})  # fmt: skip
+
+
+def audit_entries(conn: Connection, limit: int = 200) -> list[dict]:
+    """Newest audit entries first."""
+    return [dict(r) for r in conn.execute(text(
+        "SELECT id, at, username, action, target, detail, ip FROM audit_log ORDER BY at DESC, id DESC "
+        "LIMIT :l"), {"l": limit}).mappings()]  # fmt: skip
