@@ -107,10 +107,21 @@ def stats_card(layer, by, result: dict) -> html.Div:
 # --- archive ------------------------------------------------------------------------------
 
 
+COLUMN_TITLES = {
+    "data_source": "数据来源", "initial_date": "初始日期", "change_date": "变更日期", "remark": "备注",
+    "photo_url": "照片", "stream_url": "视频流", "name": "名称", "code": "编码", "status": "状态",
+    "reported_at": "上报时间", "registered_at": "立案时间", "dispatched_at": "派遣时间",
+    "handled_at": "处置时间", "verified_at": "核查时间", "closed_at": "结案时间", "deadline": "处置时限",
+    "address": "地址", "source": "来源", "component_id": "关联部件", "kind": "类型",
+    "capacity": "容量", "lot_type": "类型", "fee": "收费", "online": "在线", "area_m2": "面积(m²)",
+    "population": "人口", "land_use": "用地性质", "level": "级别", "parent_code": "上级代码",
+}  # fmt: skip
+
+
 def archive_view(data: dict) -> html.Div:
     """The archive (档案) of one object: attributes, place, owner, media, related cases."""
     attrs, titles = data["attributes"], data["titles"]
-    rows = [html.Tr([html.Th(titles.get(k, k)), html.Td(fmt(v))])
+    rows = [html.Tr([html.Th(titles.get(k) or COLUMN_TITLES.get(k, k)), html.Td(fmt(v))])
             for k, v in attrs.items() if v is not None and k != "id"]  # fmt: skip
     place = data["place"]
     where = [html.Tr([html.Th(t), html.Td(place.get(k) or "—")]) for k, t in (
