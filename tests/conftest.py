@@ -46,6 +46,18 @@ class ScratchDatabases:
         self.created.append(name)
         return self.base.set(database=name).render_as_string(hide_password=False)
 
+    def create_city(self, prefix: str = "onemap_test", demo_scale: str | None = None) -> str:
+        """A new database, migrated, with the Shandong boundaries and optionally a demo city."""
+        url = self.create(prefix)
+        engine = make_engine(url)
+        migrate(engine)
+        with engine.begin() as conn:
+            load_shandong(conn)
+            if demo_scale:
+                demo.generate(conn, demo_scale, 1, log=lambda _m: None)
+        engine.dispose()
+        return url
+
     def drop_all(self) -> None:
         """Drop every database this object created."""
         with self.admin.connect() as conn:
@@ -65,26 +77,13 @@ def scratch():
 @pytest.fixture(scope="session")
 def database_url(scratch) -> str:
     """URL of the session's database: migrated and loaded with the Shandong boundaries."""
-    url = scratch.create()
-    engine = make_engine(url)
-    migrate(engine)
-    with engine.begin() as conn:
-        load_shandong(conn)
-    engine.dispose()
-    return url
+    return scratch.create_city()
 
 
 @pytest.fixture(scope="session")
 def demo_database_url(scratch) -> str:
     """URL of a second session database holding the small demo city (seed 1)."""
-    url = scratch.create("onemap_demo")
-    engine = make_engine(url)
-    migrate(engine)
-    with engine.begin() as conn:
-        load_shandong(conn)
-        demo.generate(conn, "small", 1, log=lambda _m: None)
-    engine.dispose()
-    return url
+    return scratch.create_city("onemap_demo", demo_scale="small")
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from geodata.db import make_engine, migrate
-from loaders.boundaries import load_shandong
+from geodata.db import make_engine
 from loaders.importer.report import Report
 from loaders.importer.run import ImportOptions, run_import
 from settings import PROJECT_ROOT
@@ -23,13 +22,7 @@ SHIZHONG = (116.9956, 36.5746)  # a point inside 市中区 (370103)
 @pytest.fixture(scope="module")
 def import_url(scratch) -> str:
     """A migrated database with the Shandong boundaries, private to one test module."""
-    url = scratch.create("onemap_import")
-    engine = make_engine(url)
-    migrate(engine)
-    with engine.begin() as conn:
-        load_shandong(conn)
-    engine.dispose()
-    return url
+    return scratch.create_city("onemap_import")
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,15 @@ import shapely
 from shapely import wkb
 from sqlalchemy import text
 
-from geodata.db import make_engine, migrate
+from geodata.db import make_engine
 from loaders import demo
-from loaders.boundaries import load_shandong
 from loaders.demo.lattice import to_metric
 
 
 @pytest.fixture(scope="module")
 def city(scratch):
     """A scratch database holding the small demo city, seed 1."""
-    engine = make_engine(scratch.create("onemap_demo"))
-    migrate(engine)
-    with engine.begin() as conn:
-        load_shandong(conn)
-        demo.generate(conn, "small", 1, log=lambda _m: None)
+    engine = make_engine(scratch.create_city("onemap_demo", demo_scale="small"))
     yield engine
     engine.dispose()
 
