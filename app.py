@@ -10,6 +10,8 @@ import dash
 from api import routes
 from auth import web as auth_web
 from callbacks import map_page
+from geodata.db import engine_for
+from layers.check import check_registry
 from settings import PROJECT_ROOT, Settings
 
 
@@ -35,6 +37,7 @@ def create_app(settings: Settings) -> dash.Dash:
 
 def serve(app: dash.Dash, settings: Settings) -> None:
     """Serve with gunicorn, or the Dash development server in debug mode."""
+    check_registry(engine_for(settings))  # fail loudly on a missing table or column
     if settings.debug:
         app.run(host=settings.host, port=settings.port, debug=True)
         return

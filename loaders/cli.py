@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
+from geodata import accounts
 from geodata.aggregates import refresh_tables
 from geodata.db import engine_for, is_migrated, migrate
 from layers.check import check_registry
@@ -124,8 +125,9 @@ def cmd_import(args, settings: Settings) -> int:
         strict=args.strict, extent=args.extent, stack_threshold=args.stack_threshold,
         progress=progress,
     )  # fmt: skip
+    engine = prepared_engine(settings)
     try:
-        report = run_import(prepared_engine(settings), opts)
+        report = run_import(engine, opts)
     except ImportUsageError as exc:
         print(f"错误：{exc}", file=sys.stderr)
         return 2
@@ -133,6 +135,9 @@ def cmd_import(args, settings: Settings) -> int:
         print("导入已中断，数据库未改动", file=sys.stderr)
         return 130
     print(report.summary())
+    with engine.begin() as conn:
+        accounts.audit(conn, "cli", "import", args.layer, {"file": args.file, "read": report.read,
+                       "loaded": report.loaded, "rejected": report.rejected})  # fmt: skip
     if args.report:
         report.write_json(Path(args.report))
         print(f"报告已写入 {args.report}")
@@ -160,7 +165,11 @@ def add_import_parser(sub) -> None:
 
 def cmd_osm(args, settings: Settings) -> int:
     """Import an OpenStreetMap extract into the city layers."""
-    return osm.run(args, prepared_engine(settings))
+    engine = prepared_engine(settings)
+    status = osm.run(args, engine)
+    with engine.begin() as conn:
+        accounts.audit(conn, "cli", "import", "osm", {"file": str(args.file), "status": status})
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -145,6 +145,9 @@ def test_import_invalidates_cached_tiles(live_server, demo_engine, demo_database
     result = subprocess.run([sys.executable, "-m", "loaders", "import", "component", str(path)],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    with demo_engine.connect() as conn:  # imports are audited
+        assert conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'import' "
+                                 "AND target = 'component'")).scalar() >= 1  # fmt: skip
     try:
         after = fetch(live_server, "component_02", 16, x, y)
         assert after.headers["ETag"] != before.headers["ETag"]
