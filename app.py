@@ -10,7 +10,7 @@ import dash
 from api import routes
 from auth import web as auth_web
 from callbacks import map_page
-from geodata.db import engine_for
+from geodata.db import make_engine
 from layers.check import check_registry
 from settings import PROJECT_ROOT, Settings
 
@@ -37,7 +37,11 @@ def create_app(settings: Settings) -> dash.Dash:
 
 def serve(app: dash.Dash, settings: Settings) -> None:
     """Serve with gunicorn, or the Dash development server in debug mode."""
-    check_registry(engine_for(settings))  # fail loudly on a missing table or column
+    # Fail loudly on a missing table or column, on a throw-away engine: gunicorn forks the workers
+    # from this process, and pooled connections must not be shared across the fork.
+    probe = make_engine(settings.sqlalchemy_url())
+    check_registry(probe)
+    probe.dispose()
     if settings.debug:
         app.run(host=settings.host, port=settings.port, debug=True)
         return

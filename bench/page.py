@@ -59,6 +59,8 @@ window.__benchSettled = function (expect) {
   o.map().eachLayer(function (l) {
     if (l.onemapUrl === undefined) { return; }
     n += 1;
+    const z = o.map().getZoom();
+    if (z < l.options.minZoom || z > l.options.maxZoom) { return; }  // not drawn at this zoom
     const tiles = Object.values(l._tiles || {});
     if (l.isLoading() || !tiles.length || tiles.some(function (t) { return !t.loaded; })) {
       ok = false;
@@ -82,19 +84,21 @@ window.__benchSettled = function (expect) {
 """
 TILE_ENTRIES = """
 return performance.getEntriesByType("resource").filter(e => e.name.includes("/tiles/"))
-  .map(e => [e.transferSize, e.encodedBodySize, e.responseEnd]);
+  .map(e => [e.transferSize, e.encodedBodySize, e.startTime, e.responseEnd]);
 """
 
 
 class Server:
     """`python app.py` (gunicorn) on a free local port; stopped by its PID."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, **extra: str):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="bench-page-", suffix=".log")  # noqa: SIM115
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            "w+", prefix="bench-page-server-", suffix=".log", delete=False
+        )
         env = {**os.environ, "DATABASE_URL": database_url, "ONEMAP_PORT": str(self.port),
-               "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false"}  # fmt: skip
+               "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false", **extra}  # fmt: skip
         self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
 
@@ -111,10 +115,14 @@ class Server:
                 time.sleep(0.3)
         raise TimeoutError("server did not start")
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        self.proc.wait(timeout=60)
         self.log.close()
+        if exc_type is None:
+            os.unlink(self.log.name)
+        else:
+            print(f"server log kept: {self.log.name}", file=sys.stderr)
 
 
 class Browser:
@@ -155,9 +163,10 @@ class Browser:
         self.driver.find_element(By.ID, "username").send_keys(username)
         self.driver.find_element(By.ID, "password").send_keys(password)
         self.driver.find_element(By.ID, "login-submit").click()
-        WebDriverWait(self.driver, 30).until(lambda d: "/api/me" in d.current_url)
-        if username not in self.driver.page_source:
-            raise RuntimeError("sign-in failed: " + self.driver.page_source[:300])
+        WebDriverWait(self.driver, 30).until(
+            lambda d: "/api/me" in d.current_url and username in d.page_source,
+            "sign-in failed",
+        )
 
     def wait(self, condition, timeout: float = 60, what: str = "condition"):
         """Poll `condition()` every 20 ms until it is truthy; its value."""
@@ -219,6 +228,7 @@ def first_render(base: str, username: str, password: str) -> dict:
         tiles = b.js(TILE_ENTRIES)
         return {"rendered": rendered, "attached": b.js("return window.__bench.attached"),
                 "dcl": nav[0], "load": nav[1], "tiles": len(tiles),
+                "first_tile": min(t[2] for t in tiles), "last_tile": max(t[3] for t in tiles),
                 "bytes": sum(t[0] for t in tiles)}  # fmt: skip
     finally:
         b.close()
@@ -299,12 +309,13 @@ def mib(n: float) -> str:
 
 def render_rows(runs: list[dict]) -> list[str]:
     """Markdown rows of the cold first-render runs."""
-    rows = ["| run | attached ms | first render ms | DOMContentLoaded ms | load event ms | "
-            "tile requests | tile bytes (MB) |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    rows = ["| run | DOMContentLoaded ms | attached ms | first tile requested ms | "
+            "last tile response ms | **first render ms** | tile requests | tile bytes (MB) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for i, r in enumerate(runs, 1):
-        rows.append(f"| {i} | {r['attached']:.0f} | {r['rendered']:.0f} | {r['dcl']:.0f} | "
-                    f"{r['load']:.0f} | {r['tiles']} | {mb(r['bytes'])} |")  # fmt: skip
+        rows.append(f"| {i} | {r['dcl']:.0f} | {r['attached']:.0f} | {r['first_tile']:.0f} | "
+                    f"{r['last_tile']:.0f} | **{r['rendered']:.0f}** | {r['tiles']} | "
+                    f"{mb(r['bytes'])} |")  # fmt: skip
     return rows
 
 
@@ -370,7 +381,8 @@ def report(args, runs, size, results, samples, pan_seconds, sizes, extent) -> st
         f"{size['x']}×{size['y']} px, the rest is the side panels).",
         "",
         f"Command: `.venv/bin/python -m bench.page --seed {args.seed} --per-zoom {args.per_zoom} "
-        f"--runs {args.runs} --pans {args.pans}` (default project database "
+        f"--runs {args.runs} --pans {args.pans}"
+        f"{f' --workers {args.workers}' if args.workers else ''}` (default project database "
         f"`{args.database}`, the `city` demo).",
         "",
         f"Data: {data}; the six component layers hold {args.components:,} components "
@@ -384,8 +396,8 @@ def report(args, runs, size, results, samples, pan_seconds, sizes, extent) -> st
         "map, and every tile of each covering the view has been fetched, decoded and drawn "
         "(Leaflet `isLoading()` false, every tile `loaded`; VectorGrid marks a tile loaded in the "
         "frame after drawing it). *attached* is the first frame with the map and the layer "
-        "manager attached. Server: 2 gunicorn workers, the per-worker tile cache starts empty at "
-        "run 1 (later runs may hit it; the browser cache is always empty).",
+        "manager attached. Server: " + args.server + "; its per-worker tile cache starts "
+        "empty at run 1 (later runs may hit it; the browser cache is always empty).",
         "",
         *render_rows(runs), "",
         f"**Bytes per viewport** = sum of `PerformanceResourceTiming.transferSize` (headers + "
@@ -447,6 +459,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--per-zoom", type=int, default=4, help="views per zoom (z12–z18)")
     p.add_argument("--runs", type=int, default=5, help="cold first-render runs")
     p.add_argument("--pans", type=int, default=100)
+    p.add_argument("--workers", type=int, help="ONEMAP_WORKERS of the server (default: its own)")
     p.add_argument("--no-write", action="store_true", help="print only")
     return p.parse_args()
 
@@ -475,6 +488,7 @@ def main() -> int:
     args = parse_args()
     engine = make_engine(Settings().sqlalchemy_url())
     args.database, args.chromium = engine.url.database, chromium_version()
+    args.server = f"gunicorn, {args.workers or Settings().workers} worker(s) × 4 threads"
     plain_url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
     with engine.connect() as conn:
         extent, sizes = city_extent(conn), table_sizes(conn)
@@ -484,7 +498,8 @@ def main() -> int:
             "SELECT count(*) FROM component WHERE left(class_code, 2) BETWEEN '01' AND '06'")).scalar()  # fmt: skip
     user, password = bench_user(engine)
     try:
-        with Server(plain_url) as srv:
+        extra = {"ONEMAP_WORKERS": str(args.workers)} if args.workers else {}
+        with Server(plain_url, **extra) as srv:
             runs, size, results, samples, seconds = measure(args, srv.base, user, password, extent)
     finally:
         drop_user(engine, user)

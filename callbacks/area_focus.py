@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, dcc, html, no_update
 
 from callbacks.ui import DROPDOWN_LABELS
 from geodata.db import engine_for
@@ -11,27 +11,26 @@ from geodata.queries import child_areas, districts_with_streets
 
 SELECT_ID = "area-select"
 AREA_VALUE = "area-value"
-AREA_RESTORE = "area-restore"
 OUTLINE_ID = "area-outline"
 VIEW_REQUEST = "view-request"
 OUTLINE_STYLE = {"color": "#e65100", "weight": 3, "fill": False, "dashArray": "6 4"}
 
 
-def selector() -> html.Div:
-    """A searchable list of districts, their streets and communities."""
+def selector(area: str | None = None) -> html.Div:
+    """A searchable list of districts, their streets and communities (set to the URL's area)."""
     return html.Div(
         className="area-selector",
         children=[
             dcc.Dropdown(
                 labels=DROPDOWN_LABELS,
                 id=SELECT_ID,
+                value=area,
                 placeholder="选择区县 / 街道 / 社区…",
                 clearable=True,
                 optionHeight=30,
                 maxHeight=420,
             ),
-            dcc.Store(id=AREA_VALUE),
-            dcc.Store(id=AREA_RESTORE),
+            dcc.Store(id=AREA_VALUE, data=area),
         ],
     )
 
@@ -63,23 +62,17 @@ def focus(conn, code: str | None) -> tuple[dict | None, dict | None]:
 
 
 def register(app, settings) -> None:
-    """Options on load, restore from URL, and focusing."""
+    """Options on load, and focusing on a chosen area."""
 
     @app.callback(Output(SELECT_ID, "options"), Input("url", "pathname"))
     def _options(_path):
         with engine_for(settings).connect() as conn:
             return area_options(conn)
 
-    @app.callback(Output(SELECT_ID, "value"), Input(AREA_RESTORE, "data"),
-                  State(SELECT_ID, "value"), prevent_initial_call=True)  # fmt: skip
-    def _restore(code, current):
-        return code if code != current else no_update
-
     @app.callback(Output(AREA_VALUE, "data"), Output(OUTLINE_ID, "data"),
                   Output(VIEW_REQUEST, "data", allow_duplicate=True),
-                  Input(SELECT_ID, "value"), State("url", "search"), prevent_initial_call=True)  # fmt: skip
-    def _focus(code, search):
+                  Input(SELECT_ID, "value"), prevent_initial_call=True)  # fmt: skip
+    def _focus(code):
         with engine_for(settings).connect() as conn:
             outline, view = focus(conn, code)
-        restoring = bool(search) and "z=" in search and code and f"area={code}" in search
-        return code, outline, (no_update if restoring or view is None else view)
+        return code, outline, no_update if view is None else view

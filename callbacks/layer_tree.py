@@ -24,18 +24,37 @@ def layer_id(kind: str, layer: str, field: str | None = None) -> dict:
         "type": kind, "layer": layer, "field": field}  # fmt: skip
 
 
-def tree(layers: list[Layer]) -> html.Div:
-    """Layers grouped by theme, in registry order."""
+def initial_values(layers: list[Layer], search: str) -> dict:
+    """Control values for a page URL, so the first map state needs no extra round trip."""
+    on_ids = [{"layer": x.id} for x in layers]
+    f_ids = [{"layer": x.id, "field": f.name} for x in layers for f in x.filterable if not f.range]
+    r_ids = [{"layer": x.id, "field": f.name} for x in layers for f in x.filterable if f.range]
+    c = query_to_controls(search, on_ids, on_ids, f_ids, r_ids)
+    key = lambda i: (i["layer"], i.get("field"))  # noqa: E731
+    return {
+        "on": {i["layer"]: v for i, v in zip(on_ids, c["on"], strict=True)},
+        "opacity": {i["layer"]: v for i, v in zip(on_ids, c["opacity"], strict=True)},
+        "filter": {key(i): v for i, v in zip(f_ids, c["filters"], strict=True)},
+        "start": {key(i): v for i, v in zip(r_ids, c["start"], strict=True)},
+        "end": {key(i): v for i, v in zip(r_ids, c["end"], strict=True)},
+        "area": c["area"] if c["area"] and c["area"].isdigit() else None,
+        "view": c["view"],
+    }
+
+
+def tree(layers: list[Layer], init: dict) -> html.Div:
+    """Layers grouped by theme, in registry order, set as the page URL says."""
     groups = []
     for group in GROUPS:
         members = [x for x in layers if x.group == group]
         if members:
-            groups.append(html.Details([html.Summary(group), *[layer_item(x) for x in members]],
+            items = [layer_item(x, init) for x in members]
+            groups.append(html.Details([html.Summary(group), *items],
                                        open=group in ("基础", "部件", "案件"), className="layer-group"))  # fmt: skip
     return html.Div([html.H2("专题图层"), *groups], className="layer-tree")
 
 
-def layer_item(layer: Layer) -> html.Div:
+def layer_item(layer: Layer, init: dict) -> html.Div:
     """One layer: checkbox, opacity, filters and legend."""
     return html.Div(
         className="layer-item",
@@ -43,7 +62,7 @@ def layer_item(layer: Layer) -> html.Div:
             dcc.Checklist(
                 id=layer_id("layer-on", layer.id),
                 options=[{"label": layer.title, "value": layer.id}],
-                value=[],
+                value=init["on"][layer.id],
                 className="layer-check",
             ),
             html.Div(
@@ -54,11 +73,11 @@ def layer_item(layer: Layer) -> html.Div:
                         min=0,
                         max=1,
                         step=0.1,
-                        value=1,
+                        value=init["opacity"][layer.id],
                         marks=None,
                         tooltip={"placement": "bottom"},
                     ),
-                    *[filter_control(layer, f) for f in layer.filterable],
+                    *[filter_control(layer, f, init) for f in layer.filterable],
                     legend(layer),
                 ],
             ),
@@ -66,19 +85,22 @@ def layer_item(layer: Layer) -> html.Div:
     )
 
 
-def filter_control(layer: Layer, field) -> html.Div:
+def filter_control(layer: Layer, field, init: dict) -> html.Div:
     """A multi-select of the code list, or a date range."""
+    key = (layer.id, field.name)
     if field.range:
         control = dcc.DatePickerRange(id=layer_id("layer-range", layer.id, field.name),
+                                      start_date=init["start"].get(key), end_date=init["end"].get(key),
                                       display_format="YYYY-MM-DD", start_date_placeholder_text="起",
                                       end_date_placeholder_text="止", clearable=True)  # fmt: skip
     elif field.values:
         options = [{"label": value_label(field.name, v), "value": v} for v in field.values]
-        control = dcc.Dropdown(labels=DROPDOWN_LABELS, id=layer_id("layer-filter", layer.id, field.name), options=options,
+        control = dcc.Dropdown(labels=DROPDOWN_LABELS, id=layer_id("layer-filter", layer.id, field.name),
+                               options=options, value=init["filter"].get(key),
                                multi=True, placeholder=f"按{field.title}筛选")  # fmt: skip
     elif field.kind == "bool":
         control = dcc.Dropdown(labels=DROPDOWN_LABELS, id=layer_id("layer-filter", layer.id, field.name),
-                               options=[{"label": "是", "value": "true"},
+                               value=init["filter"].get(key), options=[{"label": "是", "value": "true"},
                                         {"label": "否", "value": "false"}],
                                multi=True, placeholder=f"按{field.title}筛选")  # fmt: skip
     else:
@@ -176,7 +198,7 @@ def _view(q: dict) -> dict | None:
 
 
 def register(app) -> None:
-    """State from controls, controls from the URL, URL from state, and the tile layers."""
+    """State from controls, URL from state, and the tile layers (the layout restores the URL)."""
     on = Input(layer_id("layer-on", ALL), "value")
     ids = [State(layer_id("layer-on", ALL), "id"), State(layer_id("layer-opacity", ALL), "id"),
            State({"type": "layer-filter", "layer": ALL, "field": ALL}, "id"),
@@ -193,20 +215,6 @@ def register(app) -> None:
     def _state(on_v, op_v, f_v, r_a, r_b, area, on_ids, op_ids, f_ids, r_ids):
         return build_state(on_v, op_v, on_ids, op_ids, f_v, f_ids, r_a, r_b, r_ids, area)
 
-    @app.callback(
-        Output(layer_id("layer-on", ALL), "value"),
-        Output(layer_id("layer-opacity", ALL), "value"),
-        Output({"type": "layer-filter", "layer": ALL, "field": ALL}, "value"),
-        Output({"type": "layer-range", "layer": ALL, "field": ALL}, "start_date"),
-        Output({"type": "layer-range", "layer": ALL, "field": ALL}, "end_date"),
-        Output("area-restore", "data"), Output("view-request", "data", allow_duplicate=True),
-        Input(URL_ID, "pathname"), State(URL_ID, "search"), *ids,
-        prevent_initial_call="initial_duplicate",
-    )  # fmt: skip
-    def _restore(_path, search, on_ids, op_ids, f_ids, r_ids):
-        c = query_to_controls(search, on_ids, op_ids, f_ids, r_ids)
-        return c["on"], c["opacity"], c["filters"], c["start"], c["end"], c["area"], c["view"]
-
     @app.callback(Output(URL_ID, "search"), Input(STATE_STORE, "data"),
                   Input(MAP_ID, "zoom"), Input(MAP_ID, "center"), prevent_initial_call=True)  # fmt: skip
     def _url(state, zoom, center):
@@ -220,5 +228,5 @@ def register(app) -> None:
     )  # fmt: skip
     app.clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="applyView"),
-        Output("view-applied", "data"), Input("view-request", "data"), prevent_initial_call=True,
+        Output("view-applied", "data"), Input("view-request", "data"),
     )  # fmt: skip

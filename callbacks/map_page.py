@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 import dash_leaflet as dl
 from dash import dcc, html
 from dash_extensions.javascript import Namespace
-from flask import has_request_context
+from flask import has_request_context, request
 
 from auth.access import visible_layers
 from auth.roles import ROLES
 from auth.web import current_user
 from callbacks import area_focus, layer_tree, side_panel
 from geodata.accounts import User
+from geodata.db import engine_for
 from layers.registry import layer_json
 from settings import Settings
 
@@ -43,10 +46,20 @@ def layout_user() -> User:
     return current_user() if has_request_context() else VALIDATION_USER
 
 
+def page_query() -> str:
+    """Query string of the page being built (Dash fetches the layout from the page itself)."""
+    if not has_request_context() or not request.referrer:
+        return ""
+    ref = urlparse(request.referrer)
+    return ref.query if ref.netloc == request.host else ""
+
+
 def layout(settings: Settings) -> html.Div:
     """The whole page."""
     user = layout_user()
     layers = visible_layers(user)
+    init = layer_tree.initial_values(layers, page_query())
+    outline, area_view = area_start(settings, init["area"])
     return html.Div(
         className="onemap-page",
         children=[
@@ -54,15 +67,15 @@ def layout(settings: Settings) -> html.Div:
             dcc.Store(id=REGISTRY_STORE, data=[layer_json(x) for x in layers]),
             dcc.Store(id=STATE_STORE),
             dcc.Store(id=CLICKED_STORE),
-            dcc.Store(id=VIEW_REQUEST),
+            dcc.Store(id=VIEW_REQUEST, data=init["view"] or area_view),
             dcc.Store(id="layers-synced"),
             dcc.Store(id="view-applied"),
-            header(settings, user),
+            header(settings, user, init["area"]),
             html.Main(
                 className="onemap-main",
                 children=[
-                    html.Aside(layer_tree.tree(layers), className="onemap-sidebar"),
-                    html.Div(base_map(settings), className="onemap-map-wrap"),
+                    html.Aside(layer_tree.tree(layers, init), className="onemap-sidebar"),
+                    html.Div(base_map(settings, outline), className="onemap-map-wrap"),
                     html.Aside(side_panel.panel(), className="onemap-panel"),
                 ],
             ),
@@ -70,14 +83,22 @@ def layout(settings: Settings) -> html.Div:
     )
 
 
-def header(settings: Settings, user) -> html.Header:
+def area_start(settings: Settings, code: str | None) -> tuple[dict | None, dict | None]:
+    """Outline and fitting view of the URL's focused area (nothing without one)."""
+    if not code or not has_request_context():
+        return None, None
+    with engine_for(settings).connect() as conn:
+        return area_focus.focus(conn, code)
+
+
+def header(settings: Settings, user, area: str | None) -> html.Header:
     """Title, search box and area selector."""
     return html.Header(
         className="onemap-header",
         children=[
             html.H1(settings.title),
             side_panel.search_box(),
-            area_focus.selector(),
+            area_focus.selector(area),
             html.Div(
                 className="user-box",
                 children=[
@@ -104,7 +125,7 @@ def basemap_layers(settings: Settings) -> list:
     return bases
 
 
-def base_map(settings: Settings) -> dl.Map:
+def base_map(settings: Settings, outline: dict | None = None) -> dl.Map:
     """The map: district outlines, vector-tile host, focus outline, markers, controls."""
     return dl.Map(
         id=MAP_ID,
@@ -123,7 +144,12 @@ def base_map(settings: Settings) -> dl.Map:
                 interactive=False,
             ),
             dl.LayerGroup(id=VT_HOST_ID, eventHandlers={"add": LAYER_JS("attach")}),
-            dl.GeoJSON(id=area_focus.OUTLINE_ID, style=area_focus.OUTLINE_STYLE, interactive=False),
+            dl.GeoJSON(
+                id=area_focus.OUTLINE_ID,
+                data=outline,
+                style=area_focus.OUTLINE_STYLE,
+                interactive=False,
+            ),
             dl.LayerGroup(id=side_panel.MARKER_LAYER_ID),
             dl.ScaleControl(position="bottomleft", imperial=False),
             dl.FullScreenControl(position="topleft", title="全屏", titleCancel="退出全屏"),
