@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     frame_ancestors: str = ""
     # Password for the first admin created by `make run`; empty: a one-time password is printed.
     admin_password: str = ""
+    # Size of the demo city `make run` loads into an empty database.
+    demo_scale: Literal["small", "city", "large"] = "city"
 
     @field_validator("database_url")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -87,7 +86,7 @@ def cmd_bootstrap(args, settings: Settings) -> int:
     """Migrate, load the demo city when the database is empty, and make sure users exist."""
     engine = prepared_engine(settings)
     if database_is_empty(engine):
-        args.scale, args.seed = os.environ.get("ONEMAP_DEMO_SCALE", "city"), 1
+        args.scale, args.seed = settings.demo_scale, 1
         cmd_demo(args, settings)
     else:
         print("数据库已有数据，跳过初始数据导入")
