@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
 import shutil
 import subprocess
 import sys
@@ -25,12 +24,11 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-import requests
 from sqlalchemy import text
 
-from bench.tiles import free_port, machine, percentile
+from bench.common import Server, bench_user, drop_user
+from bench.tiles import machine, percentile
 from callbacks.layer_tree import DEFAULT_ON
-from geodata import accounts
 from geodata.benchmark import table_sizes
 from geodata.db import make_engine
 from settings import PROJECT_ROOT, Settings
@@ -86,43 +84,6 @@ TILE_ENTRIES = """
 return performance.getEntriesByType("resource").filter(e => e.name.includes("/tiles/"))
   .map(e => [e.transferSize, e.encodedBodySize, e.startTime, e.responseEnd]);
 """
-
-
-class Server:
-    """`python app.py` (gunicorn) on a free local port; stopped by its PID."""
-
-    def __init__(self, database_url: str, **extra: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            "w+", prefix="bench-page-server-", suffix=".log", delete=False
-        )
-        env = {**os.environ, "DATABASE_URL": database_url, "ONEMAP_PORT": str(self.port),
-               "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false", **extra}  # fmt: skip
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
-
-    def __enter__(self) -> Server:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(self.log.read())
-            try:
-                if requests.get(self.base + "/login", timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        raise TimeoutError("server did not start")
-
-    def __exit__(self, exc_type, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-        self.log.close()
-        if exc_type is None:
-            os.unlink(self.log.name)
-        else:
-            print(f"server log kept: {self.log.name}", file=sys.stderr)
 
 
 class Browser:
@@ -431,20 +392,6 @@ def write_section(block: str) -> None:
     OUT.write_text(old.rstrip("\n") + "\n" + block + "\n", "utf-8")
 
 
-def bench_user(engine) -> tuple[str, str]:
-    """Create the throw-away leader account; its name and password."""
-    name, password = f"bench_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
-    with engine.begin() as conn:
-        accounts.add_user(conn, name, "leader", password, display_name="性能测试（临时）")
-    return name, password
-
-
-def drop_user(engine, name: str) -> None:
-    """Delete the throw-away account (its audit_log rows stay)."""
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM app_user WHERE username = :u"), {"u": name})
-
-
 def chromium_version() -> str:
     """Version of the Chromium binary."""
     binary = os.environ.get("ONEMAP_CHROMIUM", "/usr/bin/chromium")
@@ -496,13 +443,15 @@ def main() -> int:
             "SELECT count(*) FROM component WHERE left(class_code, 2) = '01'")).scalar()  # fmt: skip
         args.components = conn.execute(text(
             "SELECT count(*) FROM component WHERE left(class_code, 2) BETWEEN '01' AND '06'")).scalar()  # fmt: skip
-    user, password = bench_user(engine)
+    user = bench_user(engine)
     try:
         extra = {"ONEMAP_WORKERS": str(args.workers)} if args.workers else {}
         with Server(plain_url, **extra) as srv:
-            runs, size, results, samples, seconds = measure(args, srv.base, user, password, extent)
+            runs, size, results, samples, seconds = measure(
+                args, srv.base, user.name, user.password, extent
+            )
     finally:
-        drop_user(engine, user)
+        drop_user(engine, user.name)
         engine.dispose()
     block = report(args, runs, size, results, samples, seconds, sizes, extent)
     print(block)

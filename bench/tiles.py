@@ -2,11 +2,13 @@
 
     DATABASE_URL=postgresql://…/onemap_large .venv/bin/python -m bench.tiles
 
-Starts `python app.py` (gunicorn) itself on a free 127.0.0.1 port, three times:
-cold (ONEMAP_TILE_CACHE_MB=0, so every request is rendered by PostGIS), cached (one worker, so the
-second request of a tile hits the same in-process cache) and throughput (8 client threads,
-bounded by time and count, cache off and warm cache). The bare tile SQL (the same statement the
-server runs: stored counts or the live ST_AsMVT query) is timed directly from Python for the ratio.
+Creates one throw-away user (role leader) with an API token, sent as `Authorization: Bearer …`
+on every request, and deletes it at the end. Starts `python app.py` (gunicorn) itself on a free
+127.0.0.1 port, three times: cold (ONEMAP_TILE_CACHE_MB=0, so every request is rendered by
+PostGIS), cached (one worker, so the second request of a tile hits the same in-process cache)
+and throughput (8 client threads, bounded by time and count, cache off and warm cache). The bare
+tile SQL (the same statement the server runs: stored counts or the live ST_AsMVT query) is timed
+directly from Python for the ratio.
 Prints a markdown table and writes it into docs/PERFORMANCE.md between the bench markers.
 """
 
@@ -18,10 +20,7 @@ import math
 import os
 import platform
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import requests
 
+from bench.common import Server, bench_user, drop_user, token_session
 from geodata.aggregates import aggregate_zooms, is_current, render_aggregate_tile
 from geodata.benchmark import grid_centres, table_sizes
 from geodata.db import make_engine
@@ -88,44 +88,6 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] if ordered else float("nan")
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`python app.py` (gunicorn) on a free local port with the given environment."""
-
-    def __init__(self, database_url: str, **env: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log")  # noqa: SIM115
-        full = {**os.environ, "DATABASE_URL": database_url, "ONEMAP_PORT": str(self.port),
-                "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false", **env}  # fmt: skip
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=full,
-                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
-
-    def __enter__(self) -> Server:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(self.log.read())
-            try:
-                if requests.get(self.base + "/api/layers", timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        raise TimeoutError("server did not start")
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-
 def warm_up(base: str, session: requests.Session, n: int = 40) -> None:
     """Open the database pools of every worker (an empty tile far from the city)."""
     for _ in range(n):
@@ -162,7 +124,7 @@ def bare_times(engine, tiles: list[TileAddr]) -> tuple[list[float], list[str]]:
     return times, paths
 
 
-def load(base: str, tiles: list[TileAddr], clients: int, seconds: float,
+def load(base: str, token: str, tiles: list[TileAddr], clients: int, seconds: float,
          limit: int) -> dict:  # fmt: skip
     """Requests per second with `clients` threads cycling through the list (bounded)."""
     source, lock = itertools.cycle(tiles), threading.Lock()
@@ -171,7 +133,7 @@ def load(base: str, tiles: list[TileAddr], clients: int, seconds: float,
     deadline = time.monotonic() + seconds
 
     def client() -> None:
-        with requests.Session() as session:
+        with token_session(token) as session:
             while time.monotonic() < deadline:
                 with lock:
                     if len(latencies) + errors[0] >= limit:
@@ -275,6 +237,34 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def measure(args, plain_url: str, engine, tiles: list[TileAddr], token: str) -> tuple:
+    """Cold, throughput, bare SQL and cached passes against three server runs."""
+    with Server(plain_url, ONEMAP_TILE_CACHE_MB="0") as srv, token_session(token) as s:
+        warm_up(srv.base, s)
+        print("cold pass…", flush=True)
+        cold = [timed_get(s, srv.base + t.path) for t in tiles]
+        print("throughput, cache off…", flush=True)
+        loads = {"cache off (every tile rendered)": load(srv.base, token, tiles, args.clients,
+                                                         args.seconds, args.max_requests)}  # fmt: skip
+    print("bare SQL pass…", flush=True)
+    bare, paths = bare_times(engine, tiles)
+    with Server(plain_url, ONEMAP_WORKERS="1") as srv, token_session(token) as s:
+        warm_up(srv.base, s, 5)
+        print("cached pass…", flush=True)
+        cached = []
+        for t in tiles:
+            timed_get(s, srv.base + t.path)
+            cached.append(timed_get(s, srv.base + t.path))
+    with Server(plain_url) as srv, token_session(token) as s:
+        warm_up(srv.base, s)
+        for t in tiles + tiles:  # both workers see every tile
+            timed_get(s, srv.base + t.path)
+        print("throughput, warm cache…", flush=True)
+        loads["warm cache"] = load(srv.base, token, tiles, args.clients, args.seconds,
+                                   args.max_requests)  # fmt: skip
+    return cold, bare, paths, cached, loads
+
+
 def main() -> int:
     """Run the benchmark and print (and write) the report."""
     args = parse_args()
@@ -287,29 +277,12 @@ def main() -> int:
         sizes = table_sizes(conn)
     print(f"{len(tiles)} tiles; warming PostgreSQL with the bare queries…", flush=True)
     bare_times(engine, tiles)
-    with Server(plain_url, ONEMAP_TILE_CACHE_MB="0") as srv, requests.Session() as s:
-        warm_up(srv.base, s)
-        print("cold pass…", flush=True)
-        cold = [timed_get(s, srv.base + t.path) for t in tiles]
-        print("throughput, cache off…", flush=True)
-        loads = {"cache off (every tile rendered)": load(srv.base, tiles, args.clients,
-                                                         args.seconds, args.max_requests)}  # fmt: skip
-    print("bare SQL pass…", flush=True)
-    bare, paths = bare_times(engine, tiles)
-    with Server(plain_url, ONEMAP_WORKERS="1") as srv, requests.Session() as s:
-        warm_up(srv.base, s, 5)
-        print("cached pass…", flush=True)
-        cached = []
-        for t in tiles:
-            timed_get(s, srv.base + t.path)
-            cached.append(timed_get(s, srv.base + t.path))
-    with Server(plain_url) as srv, requests.Session() as s:
-        warm_up(srv.base, s)
-        for t in tiles + tiles:  # both workers see every tile
-            timed_get(s, srv.base + t.path)
-        print("throughput, warm cache…", flush=True)
-        loads["warm cache"] = load(srv.base, tiles, args.clients, args.seconds, args.max_requests)
-    engine.dispose()
+    user = bench_user(engine, with_token=True)
+    try:
+        cold, bare, paths, cached, loads = measure(args, plain_url, engine, tiles, user.token)
+    finally:
+        drop_user(engine, user.name)
+        engine.dispose()
     block = report(args, tiles, cold, bare, paths, cached, loads, sizes)
     print(block)
     if not args.no_write:

@@ -127,14 +127,16 @@ def choose_area(browser, wait, name: str) -> None:
     browser.find_element(By.ID, "area-select").click()
     search = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-search"))
     search.send_keys(name)
-    option = wait.until(lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
-                                   if o.text.endswith(name)])  # fmt: skip
-    option[0].click()
+    wait.until(lambda d: d.execute_script(
+        "const o = [...document.querySelectorAll('[role=option]')]"
+        ".find(e => e.textContent.endsWith(arguments[0])); if (o) { o.click(); } return !!o;", name))  # fmt: skip
 
 
 def stats_titles(browser) -> list[str]:
     """Headings of the statistics cards."""
-    return [h.text for h in browser.find_elements(By.CSS_SELECTOR, ".stats-card h3")]
+    return browser.execute_script(  # one read in the page: the cards re-render while we look
+        "return [...document.querySelectorAll('.stats-card h3')].map(h => h.textContent)"
+    )
 
 
 def test_choosing_a_community_changes_stats_and_outline(live_server, browser, demo_engine):
