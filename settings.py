@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Sessions are signed with this key (default: a random key kept in var/secret_key).
     secret_key: str = ""
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # How long a worker trusts a looked-up user (disabling or revoking takes effect within it).
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     secure_cookies: bool = False  # set true behind HTTPS
     max_upload_mb: int = Field(default=50, ge=1)
     # Pages allowed to embed the dashboard in a frame (e.g. the big-screen portal); empty: none.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from datetime import timedelta
 from urllib.parse import urlparse
 
 from flask import Flask, g, jsonify, redirect, render_template_string, request, session
 
+from auth.passwords import token_digest
 from errors import OneMapError
 from geodata import accounts
 from geodata.db import engine_for
@@ -73,15 +76,53 @@ def client_ip() -> str:
     return request.remote_addr or "?"
 
 
-def _user_from_request(settings: Settings) -> accounts.User | None:
+class RecentUsers:
+    """Users looked up in the last few seconds, per worker: a map view fires dozens of tile
+    requests at once, and each would otherwise cost a database round trip. A disabled user or a
+    revoked token stops working within `ttl` seconds."""
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self.items: dict[str, tuple[float, accounts.User | None]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: str, load) -> accounts.User | None:
+        """The cached user for a credential, or load it (and remember it briefly)."""
+        now = time.monotonic()
+        with self.lock:
+            hit = self.items.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = load()
+        with self.lock:
+            if len(self.items) > 10_000:
+                self.items.clear()
+            self.items[key] = (now + self.ttl, user)
+        return user
+
+
+def _user_from_request(settings: Settings, recent: RecentUsers) -> accounts.User | None:
     """A bearer token or the signed session cookie, checked against the database."""
     header = request.headers.get("Authorization", "")
-    with engine_for(settings).begin() as conn:
-        if header.startswith("Bearer "):
-            g.via_token = True
-            return accounts.user_for_token(conn, header[7:].strip())
-        uid = session.get("uid")
-        return accounts.user_by_id(conn, uid) if isinstance(uid, int) else None
+    engine = engine_for(settings)
+    if header.startswith("Bearer "):
+        g.via_token = True
+        token = header[7:].strip()
+
+        def load_token():
+            with engine.begin() as conn:
+                return accounts.user_for_token(conn, token)
+
+        return recent.get("t:" + token_digest(token), load_token)
+    uid = session.get("uid")
+    if not isinstance(uid, int):
+        return None
+
+    def load_session():
+        with engine.connect() as conn:
+            return accounts.user_by_id(conn, uid)
+
+    return recent.get(f"u:{uid}", load_session)
 
 
 def _same_origin() -> bool:
@@ -93,6 +134,7 @@ def _same_origin() -> bool:
 def register(server: Flask, settings: Settings) -> None:
     """Install the guard, the security headers and the sign-in routes."""
     server.secret_key = secret_key(settings)
+    recent = RecentUsers(settings.auth_cache_seconds)
     server.config.update(
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
@@ -104,7 +146,7 @@ def register(server: Flask, settings: Settings) -> None:
     def _guard():
         if request.path.startswith(PUBLIC_PREFIXES):
             return None
-        g.user = _user_from_request(settings)
+        g.user = _user_from_request(settings, recent)
         if g.user is None:
             if request.path.startswith(("/api/", "/tiles/", "/_dash-")):
                 return jsonify({"error": "请先登录", "status": 401}), 401

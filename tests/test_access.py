@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import requests
@@ -167,8 +168,9 @@ def test_sign_in_sign_out_and_throttling(live_server, demo_engine):
         assert sign_in(live_server, "t_operator", "wrong-password").status_code == 401
     throttled = sign_in(live_server, "t_operator", TEST_PASSWORD)
     assert throttled.status_code == 429 and "15 分钟" in throttled.text
-    actions = {r for (r,) in demo_engine.connect().execute(text(
-        "SELECT DISTINCT action FROM audit_log WHERE username IN ('t_kiosk', 't_operator')"))}  # fmt: skip
+    with demo_engine.connect() as conn:
+        actions = {r for (r,) in conn.execute(text(
+            "SELECT DISTINCT action FROM audit_log WHERE username IN ('t_kiosk', 't_operator')"))}  # fmt: skip
     assert {"login", "login_failed", "login_throttled"} <= actions
 
 
@@ -213,3 +215,18 @@ def test_kiosk_screen_signs_in_with_its_token_only(live_server, role_tokens):
     assert s.get(live_server + "/api/me", timeout=30).json()["role"] == "kiosk"
     other = requests.get(f"{live_server}/login/token?t={role_tokens['admin']}", timeout=30)
     assert other.status_code == 401  # only kiosk tokens open a screen session
+
+
+def test_disabled_user_is_refused_within_the_cache_time(live_server, demo_engine):
+    from geodata import accounts
+
+    with demo_engine.begin() as conn:
+        accounts.add_user(conn, "t_leaving", "leader", TEST_PASSWORD)
+        token = accounts.create_token(conn, "t_leaving", "tests", 1)[1]
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    assert s.get(live_server + "/api/me", timeout=30).status_code == 200
+    with demo_engine.begin() as conn:
+        accounts.set_active(conn, "t_leaving", False)
+    time.sleep(5.5)  # ONEMAP_AUTH_CACHE_SECONDS, default 5
+    assert s.get(live_server + "/api/me", timeout=30).status_code == 401
