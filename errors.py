@@ -13,6 +13,18 @@ class OneMapError(Exception):
         self.message = message
 
 
+class Unauthorized(OneMapError):
+    """Not signed in."""
+
+    status = 401
+
+
+class Forbidden(OneMapError):
+    """Signed in, but this is not for the user's role or areas."""
+
+    status = 403
+
+
 class BadRequest(OneMapError):
     """A parameter is missing, malformed or not allowed."""
 

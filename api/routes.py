@@ -16,8 +16,8 @@ from auth.access import (
     user_filters,
     visible_layers,
 )
-from auth.web import Forbidden, client_ip, current_user
-from errors import BadRequest, NotFound, OneMapError
+from auth.web import client_ip, current_user
+from errors import BadRequest, Forbidden, NotFound, OneMapError
 from geodata import accounts, catalog
 from geodata.archive import object_archive
 from geodata.db import engine_for

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from auth.roles import PERSON_FIELDS
-from auth.web import Forbidden
-from errors import NotFound
+from errors import Forbidden, NotFound
 from geodata.accounts import User
 from geodata.layer_sql import Filter, parse_filters, point_in_scope, scope_filter, tile_in_scope
 from layers.registry import LAYERS, REGISTRY, Layer

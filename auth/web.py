@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from flask import Flask, g, jsonify, redirect, render_template_string, request, session
 
 from auth.passwords import token_digest
-from errors import OneMapError
+from errors import Forbidden, Unauthorized
 from geodata import accounts
 from geodata.db import engine_for
 from settings import PROJECT_ROOT, Settings
@@ -32,24 +32,6 @@ LOGIN_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <p class="hint">首次使用：管理员密码在 <code>make run</code> 的输出中，或运行
 <code>python -m loaders user reset admin</code> 重新生成。</p>
 </form></body></html>"""
-
-
-class Unauthorized(OneMapError):
-    """Not signed in."""
-
-    status = 401
-
-
-class Forbidden(OneMapError):
-    """Signed in, but this is not for the user's role or areas."""
-
-    status = 403
-
-
-class Throttled(OneMapError):
-    """Too many failed sign-ins."""
-
-    status = 429
 
 
 def secret_key(settings: Settings) -> str:
