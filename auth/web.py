@@ -6,7 +6,7 @@ import secrets
 import threading
 import time
 from datetime import timedelta
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from flask import Flask, g, jsonify, redirect, render_template_string, request, session
 
@@ -132,7 +132,7 @@ def register(server: Flask, settings: Settings) -> None:
         if g.user is None:
             if request.path.startswith(("/api/", "/tiles/", "/_dash-")):
                 return jsonify({"error": "请先登录", "status": 401}), 401
-            return redirect(f"/login?next={request.full_path.rstrip('?')}")
+            return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
         unsafe = request.method not in ("GET", "HEAD", "OPTIONS") and not g.get("via_token")
         if unsafe and not _same_origin():
             return jsonify({"error": "跨站请求被拒绝", "status": 403}), 403

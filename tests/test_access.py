@@ -64,8 +64,9 @@ def test_anonymous_requests_are_refused(live_server, path):
 
 
 def test_anonymous_page_goes_to_sign_in_but_assets_are_public(live_server):
-    page = requests.get(live_server + "/", timeout=30, allow_redirects=False)
-    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    page = requests.get(live_server + "/?layers=case&z=15", timeout=30, allow_redirects=False)
+    assert page.status_code == 302
+    assert page.headers["Location"].endswith("/login?next=%2F%3Flayers%3Dcase%26z%3D15")
     assert requests.get(live_server + "/login", timeout=30).status_code == 200
     assert requests.get(live_server + "/assets/style.css", timeout=30).status_code == 200
 
