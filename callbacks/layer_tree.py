@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlencode
 from dash import ALL, ClientsideFunction, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from callbacks.ui import DROPDOWN_LABELS
+from callbacks.ui import CODE_NAMES, DROPDOWN_LABELS
 from layers.registry import GROUPS, Layer
 
 STATE_STORE = "map-state"
@@ -110,10 +110,7 @@ def filter_control(layer: Layer, field, init: dict) -> html.Div:
 
 def value_label(field: str, value: str) -> str:
     """Human label of a code value (class codes get their Chinese names)."""
-    from geodata import catalog
-
-    names = {"class_code": catalog.COMPONENT_MINOR, "component_class_code": catalog.COMPONENT_MINOR,
-             "event_class_code": catalog.EVENT_MINOR, "kind": catalog.GREEN_KINDS}.get(field, {})  # fmt: skip
+    names = CODE_NAMES.get(field, {})
     return f"{value} {names[value]}" if value in names else value
 
 

@@ -9,8 +9,9 @@ from dash.exceptions import PreventUpdate
 
 from auth.access import check_archives, layer_allowed, redact, scoped, user_filters
 from auth.web import current_user
+from callbacks.ui import CODE_NAMES
 from errors import OneMapError
-from geodata import accounts, catalog
+from geodata import accounts
 from geodata.archive import object_archive
 from geodata.db import engine_for
 from geodata.geocoding import geocode, reverse
@@ -30,8 +31,6 @@ SEARCH_BUTTON = "search-button"
 MARKER_LAYER_ID = "marker-layer"
 LOCATION_ID = "location-body"
 MAX_STATS_LAYERS = 4
-CODE_NAMES = {"class_code": catalog.COMPONENT_MINOR, "event_class_code": catalog.EVENT_MINOR,
-              "component_class_code": catalog.COMPONENT_MINOR, "kind": catalog.GREEN_KINDS}  # fmt: skip
 
 
 def search_box() -> html.Div:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -106,6 +107,14 @@ def engine(database_url):
 def settings(database_url) -> Settings:
     """Settings pointing at the session database."""
     return Settings(DATABASE_URL=database_url)
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """XYZ tile containing a lon/lat point (standard web-mercator formula)."""
+    n = 2**z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import pytest
@@ -12,15 +11,7 @@ from sqlalchemy import text
 from auth.access import redact
 from auth.roles import ROLES
 from geodata.accounts import User
-from tests.conftest import TEST_PASSWORD
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    """XYZ tile containing a lon/lat point."""
-    n = 2**z
-    return int((lon + 180) / 360 * n), int(
-        (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-    )
+from tests.conftest import TEST_PASSWORD, tile_of
 
 
 def as_role(tokens: dict, role: str) -> requests.Session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 
@@ -22,15 +21,7 @@ from geodata.layer_sql import MAX_TILE_FEATURES, data_version, render_tile
 from layers.check import RegistryMismatch, check_registry
 from layers.registry import REGISTRY, Field, Layer
 from settings import PROJECT_ROOT
-from tests.conftest import http
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    """XYZ tile containing a lon/lat point (standard web-mercator formula)."""
-    n = 2**z
-    x = int((lon + 180.0) / 360.0 * n)
-    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
-    return x, y
+from tests.conftest import http, tile_of
 
 
 @pytest.fixture(scope="module")
