@@ -4,13 +4,14 @@ PY := .venv/bin/python
 # Without DATABASE_URL a project-local PostGIS cluster under var/ is used.
 LOCALDB := $(if $(DATABASE_URL),,scripts/localdb.sh start onemap)
 
-.PHONY: run test setup setup-test db stop lint demo clean-db
+.PHONY: run test setup setup-test db stop lint lint-code demo clean-db
 
 run: setup db
 	$(PY) -m loaders bootstrap
 	$(PY) app.py
 
 test: setup-test
+	$(MAKE) --no-print-directory lint-code
 	$(if $(DATABASE_URL),,scripts/localdb.sh start onemap)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -26,5 +27,10 @@ db:
 stop:
 	bash scripts/localdb.sh stop
 
-lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+# Style (ruff) and the layering contracts (import-linter, see pyproject.toml and docs/ARCHITECTURE.md).
+lint: setup lint-code
+
+lint-code:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dash
 
-from api import routes
+import api
+import runtime
 from auth import web as auth_web
-from callbacks import map_page
+from callbacks import map_page, pages
 from geodata.db import make_engine
 from layers.check import check_registry
 from settings import PROJECT_ROOT, Settings
+
+PAGES = (map_page.PAGE,)
 
 
 def create_app(settings: Settings) -> dash.Dash:
@@ -24,10 +27,10 @@ def create_app(settings: Settings) -> dash.Dash:
         serve_locally=True,
         update_title=None,
     )
-    app.layout = lambda: map_page.layout(settings)
+    runtime.install(app.server, settings)
     auth_web.register(app.server, settings)
-    routes.register(app.server, settings)
-    map_page.register(app, settings)
+    api.register(app.server)
+    pages.install(app, settings, PAGES)
     # Dash sets itself up lazily on the first request, and under gunicorn's threads a second
     # request can slip past that flag before the JS libraries are registered (500 on the bundles).
     with app.server.app_context():

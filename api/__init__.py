@@ -1,1 +1,19 @@
-"""HTTP API routes (Flask, on the Dash server)."""
+"""The JSON API and vector tiles: Flask blueprints per resource, each a thin adapter over services.
+
+A handler parses nothing itself beyond the path: it hands the raw query to one service function
+(services/, layers/tiles) and turns the answer into JSON. Errors become JSON in `api.errors`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api import analytics, errors, layers, objects, places, tiles
+
+
+def register(server: Flask) -> None:
+    """Attach every blueprint and the JSON error handlers to the Flask server."""
+    server.json.ensure_ascii = False  # Chinese messages stay readable
+    errors.register(server)
+    for module in (tiles, layers, objects, places, analytics):
+        server.register_blueprint(module.bp)

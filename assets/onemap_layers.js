@@ -42,7 +42,7 @@ window.onemap = window.onemap || {};
   function tileUrl(layer, cfg) {
     const q = Object.assign({}, cfg.filters || {});
     const area = st.wanted && st.wanted.area;
-    if (area && layer.group !== "基础") { q.area = area; }  // base layers stay whole for context
+    if (area && layer.follows_area) { q.area = area; }  // the registry says (base layers: no)
     const parts = Object.keys(q).sort().filter(function (k) { return q[k] !== "" && q[k] !== null; })
       .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(q[k]); });
     return "/tiles/" + layer.id + "/{z}/{x}/{y}.pbf" + (parts.length ? "?" + parts.join("&") : "");

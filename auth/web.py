@@ -10,10 +10,10 @@ from urllib.parse import urlencode, urlparse
 
 from flask import Flask, g, jsonify, redirect, render_template_string, request, session
 
+from auth import accounts
 from auth.passwords import token_digest
 from errors import Forbidden, Unauthorized
-from geodata import accounts
-from geodata.db import engine_for
+from runtime import runtime
 from settings import PROJECT_ROOT, Settings
 
 PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/login", "/logout", "/_favicon.ico")
@@ -86,7 +86,7 @@ class RecentUsers:
 def _user_from_request(settings: Settings, recent: RecentUsers) -> accounts.User | None:
     """A bearer token or the signed session cookie, checked against the database."""
     header = request.headers.get("Authorization", "")
-    engine = engine_for(settings)
+    engine = runtime().engine
     if header.startswith("Bearer "):
         g.via_token = True
         token = header[7:].strip()
@@ -186,7 +186,7 @@ def register_login_routes(server: Flask, settings: Settings) -> None:
             return page("页面已过期，请重新登录", 400)
         username = request.form.get("username", "").strip()[:80]
         password = request.form.get("password", "")
-        with engine_for(settings).begin() as conn:
+        with runtime().engine.begin() as conn:
             if accounts.too_many_failures(conn, username, client_ip()):
                 accounts.audit(conn, username, "login_throttled", ip=client_ip())
                 return page("登录失败次数过多，请 15 分钟后再试", 429)
@@ -203,7 +203,7 @@ def register_login_routes(server: Flask, settings: Settings) -> None:
     def login_with_token():
         """The big screen signs in from a URL holding its kiosk token (bound to that screen)."""
         token = request.args.get("t", "")
-        with engine_for(settings).begin() as conn:
+        with runtime().engine.begin() as conn:
             user = accounts.user_for_token(conn, token) if token else None
             if user is None or user.role.name != "kiosk":
                 accounts.audit(conn, None, "login_failed", "kiosk-token", ip=client_ip())
@@ -229,5 +229,5 @@ def register_login_routes(server: Flask, settings: Settings) -> None:
     def audit_log():
         if not current_user().role.admin:
             raise Forbidden("只有管理员可以查看审计日志")
-        with engine_for(settings).connect() as conn:
+        with runtime().engine.connect() as conn:
             return jsonify({"entries": accounts.audit_entries(conn)})

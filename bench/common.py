@@ -14,8 +14,22 @@ from typing import NamedTuple
 import requests
 from sqlalchemy import text
 
-from geodata import accounts
+from auth import accounts
 from settings import PROJECT_ROOT
+
+# Debian Chromium, headless, with nothing reaching for the network (tests and benchmarks).
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1600,1000",
+]
 
 
 class BenchUser(NamedTuple):

@@ -26,13 +26,12 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bench.common import Server, bench_user, drop_user
+from bench.common import CHROMIUM_FLAGS, Server, bench_user, drop_user
+from bench.queries import table_sizes
 from bench.tiles import machine, percentile
 from callbacks.layer_tree import DEFAULT_ON
-from geodata.benchmark import table_sizes
 from geodata.db import make_engine
 from settings import PROJECT_ROOT, Settings
-from tests.conftest import CHROMIUM_FLAGS
 
 OUT = PROJECT_ROOT / "docs" / "PERFORMANCE.md"
 SECTION = "## Map page (一张图) in headless Chromium"

@@ -31,11 +31,11 @@ from pathlib import Path
 import requests
 
 from bench.common import Server, bench_user, drop_user, token_session
-from geodata.aggregates import aggregate_zooms, is_current, render_aggregate_tile
-from geodata.benchmark import grid_centres, table_sizes
+from bench.queries import grid_centres, table_sizes
 from geodata.db import make_engine
-from geodata.layer_sql import data_version, render_tile
+from layers.aggregates import aggregate_zooms, is_current, render_aggregate_tile
 from layers.registry import REGISTRY
+from layers.sql import data_version, render_tile
 from settings import PROJECT_ROOT, Settings
 
 ZOOMS = range(10, 18)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dash import Input, Output, dcc, html, no_update
 
+from callbacks import ids
 from callbacks.ui import DROPDOWN_LABELS
-from geodata.db import engine_for
+from geodata.areas import is_area_code
 from geodata.queries import area as area_row
 from geodata.queries import child_areas, districts_with_streets
+from runtime import runtime
 
-SELECT_ID = "area-select"
-AREA_VALUE = "area-value"
-OUTLINE_ID = "area-outline"
-VIEW_REQUEST = "view-request"
 OUTLINE_STYLE = {"color": "#e65100", "weight": 3, "fill": False, "dashArray": "6 4"}
 
 
@@ -23,14 +21,14 @@ def selector(area: str | None = None) -> html.Div:
         children=[
             dcc.Dropdown(
                 labels=DROPDOWN_LABELS,
-                id=SELECT_ID,
+                id=ids.AREA_SELECT,
                 value=area,
                 placeholder="选择区县 / 街道 / 社区…",
                 clearable=True,
                 optionHeight=30,
                 maxHeight=420,
             ),
-            dcc.Store(id=AREA_VALUE, data=area),
+            dcc.Store(id=ids.AREA_VALUE, data=area),
         ],
     )
 
@@ -50,7 +48,7 @@ def area_options(conn) -> list[dict]:
 
 def focus(conn, code: str | None) -> tuple[dict | None, dict | None]:
     """Outline (GeoJSON) and view request for an area code (None clears)."""
-    if not code:
+    if not code or not isinstance(code, str) or not is_area_code(code):
         return {"type": "FeatureCollection", "features": []}, None
     row = area_row(conn, code)
     if row is None:
@@ -64,15 +62,15 @@ def focus(conn, code: str | None) -> tuple[dict | None, dict | None]:
 def register(app, settings) -> None:
     """Options on load, and focusing on a chosen area."""
 
-    @app.callback(Output(SELECT_ID, "options"), Input("url", "pathname"))
+    @app.callback(Output(ids.AREA_SELECT, "options"), Input(ids.URL, "pathname"))
     def _options(_path):
-        with engine_for(settings).connect() as conn:
+        with runtime().engine.connect() as conn:
             return area_options(conn)
 
-    @app.callback(Output(AREA_VALUE, "data"), Output(OUTLINE_ID, "data"),
-                  Output(VIEW_REQUEST, "data", allow_duplicate=True),
-                  Input(SELECT_ID, "value"), prevent_initial_call=True)  # fmt: skip
+    @app.callback(Output(ids.AREA_VALUE, "data"), Output(ids.AREA_OUTLINE, "data"),
+                  Output(ids.VIEW_REQUEST, "data", allow_duplicate=True),
+                  Input(ids.AREA_SELECT, "value"), prevent_initial_call=True)  # fmt: skip
     def _focus(code):
-        with engine_for(settings).connect() as conn:
+        with runtime().engine.connect() as conn:
             outline, view = focus(conn, code)
-        return code, outline, no_update if view is None else view
+        return (code if view else None), outline, no_update if view is None else view

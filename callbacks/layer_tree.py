@@ -7,14 +7,10 @@ from urllib.parse import parse_qs, urlencode
 from dash import ALL, ClientsideFunction, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
+from callbacks import ids
 from callbacks.ui import CODE_NAMES, DROPDOWN_LABELS
 from layers.registry import GROUPS, Layer
 
-STATE_STORE = "map-state"
-REGISTRY_STORE = "registry"
-URL_ID = "url"
-MAP_ID = "onemap-map"
-AREA_VALUE = "area-value"
 DEFAULT_ON = ("road", "green_space", "component_01")
 
 
@@ -197,23 +193,23 @@ def _view(q: dict) -> dict | None:
 def register(app) -> None:
     """State from controls, URL from state, and the tile layers (the layout restores the URL)."""
     on = Input(layer_id("layer-on", ALL), "value")
-    ids = [State(layer_id("layer-on", ALL), "id"), State(layer_id("layer-opacity", ALL), "id"),
+    id_states = [State(layer_id("layer-on", ALL), "id"), State(layer_id("layer-opacity", ALL), "id"),
            State({"type": "layer-filter", "layer": ALL, "field": ALL}, "id"),
            State({"type": "layer-range", "layer": ALL, "field": ALL}, "id")]  # fmt: skip
 
     @app.callback(
-        Output(STATE_STORE, "data"),
+        Output(ids.STATE_STORE, "data"),
         on, Input(layer_id("layer-opacity", ALL), "value"),
         Input({"type": "layer-filter", "layer": ALL, "field": ALL}, "value"),
         Input({"type": "layer-range", "layer": ALL, "field": ALL}, "start_date"),
         Input({"type": "layer-range", "layer": ALL, "field": ALL}, "end_date"),
-        Input(AREA_VALUE, "data"), *ids,
+        Input(ids.AREA_VALUE, "data"), *id_states,
     )  # fmt: skip
     def _state(on_v, op_v, f_v, r_a, r_b, area, on_ids, op_ids, f_ids, r_ids):
         return build_state(on_v, op_v, on_ids, op_ids, f_v, f_ids, r_a, r_b, r_ids, area)
 
-    @app.callback(Output(URL_ID, "search"), Input(STATE_STORE, "data"),
-                  Input(MAP_ID, "zoom"), Input(MAP_ID, "center"), prevent_initial_call=True)  # fmt: skip
+    @app.callback(Output(ids.URL, "search"), Input(ids.STATE_STORE, "data"),
+                  Input(ids.MAP, "zoom"), Input(ids.MAP, "center"), prevent_initial_call=True)  # fmt: skip
     def _url(state, zoom, center):
         if not state:
             raise PreventUpdate
@@ -221,9 +217,9 @@ def register(app) -> None:
 
     app.clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="syncLayers"),
-        Output("layers-synced", "data"), Input(STATE_STORE, "data"), State(REGISTRY_STORE, "data"),
+        Output(ids.LAYERS_SYNCED, "data"), Input(ids.STATE_STORE, "data"), State(ids.REGISTRY_STORE, "data"),
     )  # fmt: skip
     app.clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="applyView"),
-        Output("view-applied", "data"), Input("view-request", "data"),
+        Output(ids.VIEW_APPLIED, "data"), Input(ids.VIEW_REQUEST, "data"),
     )  # fmt: skip

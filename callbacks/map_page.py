@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 import dash_leaflet as dl
 from dash import dcc, html
 from dash_extensions.javascript import Namespace
-from flask import has_request_context, request
+from flask import has_request_context
 
 from auth.access import visible_layers
-from auth.roles import ROLES
-from auth.web import current_user
-from callbacks import area_focus, layer_tree, side_panel
-from geodata.accounts import User
-from geodata.db import engine_for
+from auth.accounts import User
+from callbacks import area_focus, ids, layer_tree, side_panel
+from callbacks.pages import Page
 from layers.registry import layer_json
+from runtime import runtime
 from settings import Settings
 
-MAP_ID = "onemap-map"
-DISTRICT_LAYER_ID = "district-layer"
-VT_HOST_ID = "vector-tile-host"
-REGISTRY_STORE = "registry"
-STATE_STORE = "map-state"
-CLICKED_STORE = "clicked-object"
-VIEW_REQUEST = "view-request"
-URL_ID = "url"
 # ~50 m tolerance: enough for a city overview, keeps the payload small.
 DISTRICT_URL = "/api/admin/district?simplify=0.0005"
 MAP_JS = Namespace("onemap", "map")
@@ -38,38 +27,21 @@ TIANDITU = (
 )
 
 
-VALIDATION_USER = User(0, "layout-check", ROLES["admin"], ())
-
-
-def layout_user() -> User:
-    """The signed-in user; Dash also builds the layout once at start-up to check callback ids."""
-    return current_user() if has_request_context() else VALIDATION_USER
-
-
-def page_query() -> str:
-    """Query string of the page being built (Dash fetches the layout from the page itself)."""
-    if not has_request_context() or not request.referrer:
-        return ""
-    ref = urlparse(request.referrer)
-    return ref.query if ref.netloc == request.host else ""
-
-
-def layout(settings: Settings) -> html.Div:
-    """The whole page."""
-    user = layout_user()
+def layout(settings: Settings, user: User, query: str) -> html.Div:
+    """The whole page for this user, set as the page URL's query says."""
     layers = visible_layers(user)
-    init = layer_tree.initial_values(layers, page_query())
+    init = layer_tree.initial_values(layers, query)
     outline, area_view = area_start(settings, init["area"])
     return html.Div(
         className="onemap-page",
         children=[
-            dcc.Location(id=URL_ID, refresh=False),
-            dcc.Store(id=REGISTRY_STORE, data=[layer_json(x) for x in layers]),
-            dcc.Store(id=STATE_STORE),
-            dcc.Store(id=CLICKED_STORE),
-            dcc.Store(id=VIEW_REQUEST, data=init["view"] or area_view),
-            dcc.Store(id="layers-synced"),
-            dcc.Store(id="view-applied"),
+            dcc.Location(id=ids.URL, refresh=False),
+            dcc.Store(id=ids.REGISTRY_STORE, data=[layer_json(x) for x in layers]),
+            dcc.Store(id=ids.STATE_STORE),
+            dcc.Store(id=ids.CLICKED_STORE),
+            dcc.Store(id=ids.VIEW_REQUEST, data=init["view"] or area_view),
+            dcc.Store(id=ids.LAYERS_SYNCED),
+            dcc.Store(id=ids.VIEW_APPLIED),
             header(settings, user, init["area"]),
             html.Main(
                 className="onemap-main",
@@ -87,7 +59,7 @@ def area_start(settings: Settings, code: str | None) -> tuple[dict | None, dict 
     """Outline and fitting view of the URL's focused area (nothing without one)."""
     if not code or not has_request_context():
         return None, None
-    with engine_for(settings).connect() as conn:
+    with runtime().engine.connect() as conn:
         return area_focus.focus(conn, code)
 
 
@@ -128,7 +100,7 @@ def basemap_layers(settings: Settings) -> list:
 def base_map(settings: Settings, outline: dict | None = None) -> dl.Map:
     """The map: district outlines, vector-tile host, focus outline, markers, controls."""
     return dl.Map(
-        id=MAP_ID,
+        id=ids.MAP,
         center=[settings.map_center_lat, settings.map_center_lon],
         zoom=settings.map_zoom,
         preferCanvas=True,
@@ -137,20 +109,20 @@ def base_map(settings: Settings, outline: dict | None = None) -> dl.Map:
         children=[
             dl.LayersControl(basemap_layers(settings), position="topright"),
             dl.GeoJSON(
-                id=DISTRICT_LAYER_ID,
+                id=ids.DISTRICT_LAYER,
                 url=DISTRICT_URL,
                 style=DISTRICT_STYLE,
                 onEachFeature=MAP_JS("bindAreaLabel"),
                 interactive=False,
             ),
-            dl.LayerGroup(id=VT_HOST_ID, eventHandlers={"add": LAYER_JS("attach")}),
+            dl.LayerGroup(id=ids.VT_HOST, eventHandlers={"add": LAYER_JS("attach")}),
             dl.GeoJSON(
-                id=area_focus.OUTLINE_ID,
+                id=ids.AREA_OUTLINE,
                 data=outline,
                 style=area_focus.OUTLINE_STYLE,
                 interactive=False,
             ),
-            dl.LayerGroup(id=side_panel.MARKER_LAYER_ID),
+            dl.LayerGroup(id=ids.MARKER_LAYER),
             dl.ScaleControl(position="bottomleft", imperial=False),
             dl.FullScreenControl(position="topleft", title="全屏", titleCancel="退出全屏"),
         ],
@@ -162,3 +134,6 @@ def register(app, settings: Settings) -> None:
     layer_tree.register(app)
     area_focus.register(app, settings)
     side_panel.register(app, settings)
+
+
+PAGE = Page(path="/", title="一张图", layout=layout, register=register)

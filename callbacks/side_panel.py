@@ -7,28 +7,25 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from auth.access import check_archives, layer_allowed, redact, scoped, user_filters
-from auth.web import current_user
+from auth.accounts import User
+from auth.web import client_ip, current_user
+from callbacks import ids
 from callbacks.ui import CODE_NAMES
 from errors import OneMapError
-from geodata import accounts
-from geodata.archive import object_archive
-from geodata.db import engine_for
-from geodata.geocoding import geocode, reverse
-from geodata.identify import identify
-from geodata.layer_sql import point_in_scope
-from geodata.queries import search_codes
-from geodata.stats import layer_stats
 from layers.registry import REGISTRY
+from params import parse_lonlat
+from runtime import runtime
+from services import layer_data
+from services.archive import object_title, open_archive
+from services.identify import click
+from services.search import search
 
-TABS_ID = "panel-tabs"
 STATS_ID = "stats-body"
 ARCHIVE_ID = "archive-body"
 RESULTS_ID = "search-results"
 RESULTS_STORE = "search-results-data"
 SEARCH_INPUT = "search-input"
 SEARCH_BUTTON = "search-button"
-MARKER_LAYER_ID = "marker-layer"
 LOCATION_ID = "location-body"
 MAX_STATS_LAYERS = 4
 
@@ -52,7 +49,7 @@ def search_box() -> html.Div:
 
 def panel() -> dcc.Tabs:
     """Tabs of the side panel, each with a loading indicator."""
-    return dcc.Tabs(id=TABS_ID, value="stats", className="panel-tabs", children=[
+    return dcc.Tabs(id=ids.PANEL_TABS, value="stats", className="panel-tabs", children=[
         dcc.Tab(label="统计", value="stats", children=dcc.Loading(html.Div(id=STATS_ID))),
         dcc.Tab(label="档案", value="archive", children=dcc.Loading(html.Div(
             id=ARCHIVE_ID, children=html.P("点击地图上的对象查看档案", className="hint")))),
@@ -65,19 +62,26 @@ def panel() -> dcc.Tabs:
 # --- statistics --------------------------------------------------------------------------
 
 
-def stats_figures(conn, state: dict, user) -> list:
+def stats_figures(conn, state, user: User) -> list:
     """One bar chart per visible layer (counts by its first code-list field) in the focus area."""
+    if not user.role.analytics:
+        return [html.P("当前角色不提供统计分析", className="hint")]
+    state = state if isinstance(state, dict) else {}
+    wanted = state.get("layers") if isinstance(state.get("layers"), dict) else {}
     out = []
-    area = state.get("area")
-    for layer_id, cfg in list(state.get("layers", {}).items()):
-        layer = REGISTRY.get(layer_id)
-        if layer is None or not layer_allowed(user, layer):
-            continue
-        by = next((f for f in (layer.filterable if layer else ()) if f.values), None)
+    for layer_id, cfg in list(wanted.items())[:40]:
+        layer = REGISTRY.get(layer_id) if isinstance(layer_id, str) else None
+        by = next((f for f in layer.filterable if f.values), None) if layer else None
         if by is None or len(out) >= MAX_STATS_LAYERS:
             continue
-        filters = user_filters(user, layer, cfg.get("filters", {}), ignore=set())
-        result = layer_stats(conn, layer, area=area, by=by, filters=filters)
+        filters = cfg.get("filters") if isinstance(cfg, dict) else None
+        args = {**(filters if isinstance(filters, dict) else {}), "by": by.name}
+        if state.get("area"):
+            args["area"] = state["area"]
+        try:
+            result = layer_data.stats(conn, user, layer_id, args)
+        except OneMapError:
+            continue  # a layer the role may not see, or a stale filter: no chart for it
         out.append(stats_card(layer, by, result))
     return out or [html.P("勾选有分类的图层后显示统计", className="hint")]
 
@@ -162,18 +166,6 @@ def fmt(value) -> str:
 # --- search and reverse -------------------------------------------------------------------
 
 
-def search(conn, text: str, user) -> list[dict]:
-    """Hits for a query: codes when it is digits, else addresses and POIs."""
-    q = text.strip()
-    if q.isdigit() and len(q) >= 6:
-        return [{"title": f"{h['title']} {h['code']}", "lat": h["lat"], "lon": h["lon"],
-                 "layer": f"component_{h['major']}" if h["kind"] == "component" else "unit_grid",
-                 "id": h["id"]} for h in search_codes(conn, q)
-                if not user.scope or point_in_scope(conn, h["lon"], h["lat"], user.scope)]  # fmt: skip
-    return [{"title": h["address"], "lat": h["lat"], "lon": h["lon"], "layer": "geocode",
-             "id": h["id"]} for h in geocode(conn, q, 10, user.scope)]  # fmt: skip
-
-
 def marker(lat: float, lon: float, text: str) -> list:
     """The marker of a chosen search hit or clicked place."""
     return [dl.Marker(position=[lat, lon], children=dl.Tooltip(text, permanent=True),
@@ -192,69 +184,49 @@ def location_view(info: dict) -> html.Div:
                       className="attr-table", id="location-table")  # fmt: skip
 
 
-def visible(state: dict | None, user) -> list:
-    """(layer, filters) of the layers the user has switched on."""
-    out = []
-    area = (state or {}).get("area")
-    for layer_id, cfg in ((state or {}).get("layers") or {}).items():
-        layer = REGISTRY.get(layer_id)
-        if layer is not None and layer_allowed(user, layer):
-            args = dict(cfg.get("filters", {}))
-            if area and layer.group != "基础":  # as on the map: base layers are not cut
-                args["area"] = area
-            out.append((layer, user_filters(user, layer, args, ignore=set())))
-    return out
+def engine():
+    """The engine of the app running this callback."""
+    return runtime().engine
 
 
-def popup_title(conn, hit: dict, user) -> list:
-    """Name and code of an identified object, for its popup."""
-    attrs = object_archive(conn, REGISTRY[hit["layer"]], hit["id"], scoped(user, []))["attributes"]
-    name = attrs.get("name") or attrs.get("class_name") or attrs.get("address") or ""
-    return [html.B(name or REGISTRY[hit["layer"]].title), html.Br(), attrs.get("code") or ""]
-
-
-def open_archive(conn, layer, object_id: int) -> dict:
-    """The archive as the current user may see it; restricted views are audited."""
-    user = current_user()
-    check_archives(user)
-    data = object_archive(conn, layer, object_id, scoped(user, []))
-    if layer.restricted:
-        accounts.audit(conn, user.username, "archive_view", f"{layer.id}/{object_id}")
-    return redact(data, user)
+def error_note(exc: OneMapError) -> html.P:
+    """A refused or invalid request, said in the panel."""
+    return html.P(exc.message, className="error")
 
 
 def register(app, settings) -> None:
-    """Statistics, archive, search and map-click callbacks."""
-    engine = lambda: engine_for(settings)  # noqa: E731 - created on first use
+    """Statistics, archive, search and map-click callbacks (each over one service)."""
 
-    @app.callback(Output(STATS_ID, "children"), Input("map-state", "data"))
+    @app.callback(Output(STATS_ID, "children"), Input(ids.STATE_STORE, "data"))
     def _stats(state):
         if not state:
             raise PreventUpdate
         with engine().connect() as conn:
             return stats_figures(conn, state, current_user())
 
-    @app.callback(Output(ARCHIVE_ID, "children"), Output(TABS_ID, "value"),
-                  Input("clicked-object", "data"), prevent_initial_call=True)  # fmt: skip
+    @app.callback(Output(ARCHIVE_ID, "children"), Output(ids.PANEL_TABS, "value"),
+                  Input(ids.CLICKED_STORE, "data"), prevent_initial_call=True)  # fmt: skip
     def _archive(clicked):
-        layer = REGISTRY.get((clicked or {}).get("layer"))
-        if layer is None or clicked.get("id") is None:
+        if not isinstance(clicked, dict) or clicked.get("id") is None:
             raise PreventUpdate
         try:
             with engine().begin() as conn:
-                return archive_view(open_archive(conn, layer, int(clicked["id"]))), "archive"
+                data = open_archive(conn, current_user(), clicked.get("layer"), clicked.get("id"),
+                                    ip=client_ip())  # fmt: skip
+            return archive_view(data), "archive"
         except OneMapError as exc:
-            return html.P(exc.message, className="error"), "archive"
+            return error_note(exc), "archive"
 
     @app.callback(Output(RESULTS_ID, "children"), Output(RESULTS_STORE, "data"),
-                  Output(TABS_ID, "value", allow_duplicate=True),
+                  Output(ids.PANEL_TABS, "value", allow_duplicate=True),
                   Input(SEARCH_INPUT, "n_submit"), Input(SEARCH_BUTTON, "n_clicks"),
                   State(SEARCH_INPUT, "value"), prevent_initial_call=True)  # fmt: skip
     def _search(_n1, _n2, text):
-        if not text or not text.strip():
-            return html.P("请输入地址、兴趣点或编码", className="hint"), [], "search"
-        with engine().connect() as conn:
-            hits = search(conn, text[:100], current_user())
+        try:
+            with engine().connect() as conn:
+                hits = search(conn, current_user(), text if text is not None else "")
+        except OneMapError as exc:
+            return error_note(exc), [], "search"
         items = [html.Li(html.Button(h["title"], id={"type": "search-hit", "index": i},
                                      className="hit")) for i, h in enumerate(hits)]  # fmt: skip
         body = (
@@ -264,8 +236,8 @@ def register(app, settings) -> None:
         )
         return body, hits, "search"
 
-    @app.callback(Output(MARKER_LAYER_ID, "children"),
-                  Output("view-request", "data", allow_duplicate=True),
+    @app.callback(Output(ids.MARKER_LAYER, "children"),
+                  Output(ids.VIEW_REQUEST, "data", allow_duplicate=True),
                   Input({"type": "search-hit", "index": ALL}, "n_clicks"),
                   Input({"type": "zoom-to", "lat": ALL, "lon": ALL}, "n_clicks"),
                   State(RESULTS_STORE, "data"), prevent_initial_call=True)  # fmt: skip
@@ -273,35 +245,48 @@ def register(app, settings) -> None:
         trigger = ctx.triggered_id
         if not trigger or not any(t["value"] for t in ctx.triggered):
             raise PreventUpdate
-        if trigger["type"] == "search-hit":
-            hit = hits[trigger["index"]]
-            lat, lon, text = hit["lat"], hit["lon"], hit["title"]
-        else:
-            lat, lon, text = trigger["lat"], trigger["lon"], "案件位置"
+        try:
+            lat, lon, text = chosen_place(trigger, hits)
+        except (OneMapError, LookupError, TypeError):
+            raise PreventUpdate from None
         return marker(lat, lon, text), {"center": [lat, lon], "zoom": 18}
 
     @app.callback(
         Output(LOCATION_ID, "children"),
-        Output("clicked-object", "data"),
-        Output(MARKER_LAYER_ID, "children", allow_duplicate=True),
-        Output(TABS_ID, "value", allow_duplicate=True),
-        Input("onemap-map", "clickData"),
-        State("map-state", "data"),
-        State("onemap-map", "zoom"),
+        Output(ids.CLICKED_STORE, "data"),
+        Output(ids.MARKER_LAYER, "children", allow_duplicate=True),
+        Output(ids.PANEL_TABS, "value", allow_duplicate=True),
+        Input(ids.MAP, "clickData"),
+        State(ids.STATE_STORE, "data"),
+        State(ids.MAP, "zoom"),
         prevent_initial_call=True,
     )
-    def _click(click, state, zoom):
-        if not click or "latlng" not in click:
+    def _click(clicked, state, zoom):
+        latlng = clicked.get("latlng") if isinstance(clicked, dict) else None
+        if not isinstance(latlng, dict):
             raise PreventUpdate
-        lat, lon = click["latlng"]["lat"], click["latlng"]["lng"]
-        with engine().connect() as conn:
-            user = current_user()
-            if user.scope and not point_in_scope(conn, lon, lat, user.scope):
-                return html.P("该位置不在您的管辖范围内", className="hint"), no_update, [], "search"
-            where = location_view(reverse(conn, lon, lat))
-            hit = identify(conn, visible(state, user), lon, lat, int(zoom or 0))
-            if hit is None:
-                return where, no_update, [], "search"
-            title = popup_title(conn, hit, user)
-        popup = dl.Popup(position=[lat, lon], children=title, className="onemap-popup")
+        user = current_user()
+        try:
+            with engine().connect() as conn:
+                found = click(conn, user, latlng.get("lng"), latlng.get("lat"), zoom, state)
+                hit = found["hit"]
+                title = object_title(conn, user, hit["layer"], hit["id"]) if hit else None
+        except OneMapError as exc:
+            return error_note(exc), no_update, [], "search"
+        where = location_view(found["place"])
+        if hit is None:
+            return where, no_update, [], "search"
+        lat, lon = found["place"]["lat"], found["place"]["lon"]
+        popup = dl.Popup(position=[lat, lon], children=[html.B(title[0]), html.Br(), title[1]],
+                         className="onemap-popup")  # fmt: skip
         return where, {**hit, "lat": lat, "lon": lon}, [popup], no_update
+
+
+def chosen_place(trigger: dict, hits) -> tuple[float, float, str]:
+    """(lat, lon, label) of a clicked search hit or a related case's zoom button."""
+    if trigger.get("type") == "search-hit":
+        hit = hits[int(trigger["index"])]
+        lon, lat = parse_lonlat(hit["lon"], hit["lat"])
+        return lat, lon, str(hit["title"])[:100]
+    lon, lat = parse_lonlat(trigger.get("lon"), trigger.get("lat"))
+    return lat, lon, "案件位置"

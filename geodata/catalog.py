@@ -1,6 +1,17 @@
-"""Code lists from GB/T 30428.2-2013 and practice (see DOMAIN.md): component and event classes."""
+"""Every code list and fixed fact of the domain, once (GB/T 30428.2-2013 and practice, DOMAIN.md).
+
+The models' CHECK constraints, the layer registry's filter values, the importers and the demo city
+all read these constants; migrations keep frozen copies of what they seed.
+"""
 
 from __future__ import annotations
+
+# Storage CRS: CGCS2000 geographic (EPSG:4490); tiles are cut in web mercator (EPSG:3857).
+SRID = 4490
+WEB_MERCATOR_SRID = 3857
+WEB_MERCATOR_HALF = 20037508.342789244  # half the side of the EPSG:3857 world square, in metres
+# Administrative division codes (行政区划代码): district 6, street 9, community 12 digits.
+ADMIN_CODE_LENGTHS = {"district": 6, "street": 9, "community": 12}
 
 COMPONENT_MAJOR = {
     "01": "公用设施",
@@ -85,6 +96,11 @@ ROAD_CLASSES = ("快速路", "主干路", "次干路", "支路", "街巷")
 PIPE_KINDS = ("雨水", "污水", "合流")
 SANITATION_KINDS = ("公共厕所", "垃圾箱", "垃圾收集点", "垃圾中转站", "垃圾处理厂")
 PARKING_TYPES = ("路内", "路外", "立体", "地下")
+OCCUPANCY_LEVELS = ("空闲", "较满", "紧张", "无数据")  # parking_lot_status view (migration 0005)
+CASE_STAGES = ("reported_at", "registered_at", "dispatched_at", "handled_at", "verified_at",
+               "closed_at")  # 上报→立案→派遣→处置→核查→结案, in order  # fmt: skip
+RISK_LEVELS = ("低", "中", "高")
+SENSOR_KINDS = ("液位", "井盖位移", "满溢")
 ALARM_LEVELS = ("提示", "一般", "严重", "紧急")
 ALARM_STATES = ("未处理", "处理中", "已解除")
 GEOCODE_KINDS = ("门牌", "楼牌", "兴趣点")

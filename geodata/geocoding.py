@@ -6,10 +6,10 @@ import re
 
 from sqlalchemy import Connection, text
 
-SCOPE = (
-    "(CAST(:scope AS text[]) IS NULL OR ST_Intersects(g.geom, "
-    "(SELECT ST_Union(a.geom) FROM admin_area a WHERE a.code = ANY(CAST(:scope AS text[])))))"
-)
+from geodata.areas import in_areas
+
+# Scoped users (district) find and are told only addresses inside their areas.
+SCOPE = f"(CAST(:scope AS text[]) IS NULL OR {in_areas('g.geom', 'scope')})"
 SEARCH = text(
     f"""
     SELECT g.id, g.address, g.kind, g.road_name, g.door_number, g.building, g.poi_name,
@@ -33,11 +33,11 @@ FUZZY = text(
     """
 )
 NEAREST_ADDRESS = text(
-    """
+    f"""
     SELECT g.address, g.kind, ST_X(g.geom) AS lon, ST_Y(g.geom) AS lat,
            ST_Distance(g.geom::geography, p.pt::geography) AS distance_m
     FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4490) AS pt) p,
-         LATERAL (SELECT * FROM geocode ORDER BY geom <-> p.pt LIMIT 1) g
+         LATERAL (SELECT * FROM geocode g WHERE {SCOPE} ORDER BY g.geom <-> p.pt LIMIT 1) g
     """
 )
 GRIDS_AT = text(
@@ -80,10 +80,14 @@ def geocode(conn: Connection, query: str, limit: int, scope=None) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def reverse(conn: Connection, lon: float, lat: float) -> dict:
-    """Nearest address, unit grid(s) and administrative areas of a point."""
+def reverse(conn: Connection, lon: float, lat: float, scope=None) -> dict:
+    """Nearest address (within `scope` area codes, if any), unit grid(s) and areas of a point."""
     params = {"lon": lon, "lat": lat}
-    nearest = conn.execute(NEAREST_ADDRESS, params).mappings().first()
+    nearest = (
+        conn.execute(NEAREST_ADDRESS, {**params, "scope": list(scope) if scope else None})
+        .mappings()
+        .first()
+    )
     grids = conn.execute(GRIDS_AT, params).mappings().all()
     if grids:  # on a boundary the areas follow the chosen grid, so the answer is consistent
         g = grids[0]["code"]

@@ -11,6 +11,7 @@ from itertools import pairwise
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -26,12 +27,14 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from geodata import catalog
 
-SRID = 4490
+SRID = catalog.SRID
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -83,6 +86,13 @@ def area_column() -> Mapped[float]:
     return mapped_column(Double, Computed("ST_Area(geom::geography)", persisted=True))
 
 
+def admin_code_rule() -> str:
+    """SQL: an area's code has its level's length (a city code is as long as a district's)."""
+    lengths = {"city": catalog.ADMIN_CODE_LENGTHS["district"], **catalog.ADMIN_CODE_LENGTHS}
+    return " OR ".join(f"(level = '{level}' AND code ~ '^[0-9]{{{n}}}$')"
+                       for level, n in lengths.items())  # fmt: skip
+
+
 # --- classes (code lists) -------------------------------------------------------------------
 
 
@@ -129,12 +139,7 @@ class AdminArea(Base):
     area_m2: Mapped[float] = area_column()
     geom = geometry("MULTIPOLYGON")
     __table_args__ = (
-        CheckConstraint(
-            "(level IN ('city', 'district') AND code ~ '^[0-9]{6}$') "
-            "OR (level = 'street' AND code ~ '^[0-9]{9}$') "
-            "OR (level = 'community' AND code ~ '^[0-9]{12}$')",
-            name="code_level",
-        ),
+        CheckConstraint(admin_code_rule(), name="code_level"),
         CheckConstraint(
             "parent_code IS NULL "
             "OR (level = 'district' AND left(code, 4) = left(parent_code, 4)) "
@@ -253,7 +258,7 @@ class Component(Base):
     )
 
 
-STAGES = ("reported_at", "registered_at", "dispatched_at", "handled_at", "verified_at", "closed_at")
+STAGES = catalog.CASE_STAGES
 
 
 def stage_order_checks() -> tuple:
@@ -465,7 +470,9 @@ class WaterloggingPoint(Base):
     geom = geometry("POINT")
     __table_args__ = (
         CheckConstraint("max_depth_m IS NULL OR max_depth_m >= 0", name="depth"),
-        CheckConstraint("risk_level IS NULL OR risk_level IN ('低', '中', '高')", name="risk"),
+        CheckConstraint(
+            "risk_level IS NULL OR " + one_of("risk_level", catalog.RISK_LEVELS), name="risk"
+        ),
         *geometry_checks(),
     )
 
@@ -580,3 +587,93 @@ class Alarm(Base):
         CheckConstraint(one_of("state", catalog.ALARM_STATES), name="state"),
         CheckConstraint("cleared_at IS NULL OR cleared_at >= raised_at", name="cleared"),
     )
+
+
+# --- platform tables: data versions, tile aggregates, access control -------------------------
+# Created by migrations 0002–0004 (triggers and functions stay in the migrations); declared here so
+# that every table lives in the models and alembic autogenerate sees no drift.
+
+
+class DataVersion(Base):
+    """Write counter per data table, bumped by statement triggers (cache invalidation)."""
+
+    __tablename__ = "data_version"
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TileAggregate(Base):
+    """Point counts and coordinate sums per low-zoom tile cell of a layer."""
+
+    __tablename__ = "tile_aggregate"
+    layer: Mapped[str] = mapped_column(Text, primary_key=True)
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    cx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cy: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    sx: Mapped[float] = mapped_column(Double)
+    sy: Mapped[float] = mapped_column(Double)
+
+
+class TileAggregateBuild(Base):
+    """The data version a layer's aggregates were built at."""
+
+    __tablename__ = "tile_aggregate_build"
+    layer: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AppUser(Base):
+    """用户: a person or screen that signs in, with a role and (for district users) areas."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(60))
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(10))
+    areas: Mapped[list[str]] = mapped_column(ARRAY(String(12)), server_default="{}")
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    password_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class ApiToken(Base):
+    """API or kiosk token of a user; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(60))
+    token_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """A failed sign-in (throttling)."""
+
+    __tablename__ = "login_failure"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(80))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuditLog(Base):
+    """审计日志: who did what to which object, from where."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    username: Mapped[str | None] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    ip: Mapped[str | None] = mapped_column(String(64))

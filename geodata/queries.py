@@ -1,4 +1,4 @@
-"""Read queries shared by the API and the pages (SQL strings live in geodata/ only)."""
+"""Read queries about places: administrative areas, code search and road labels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from sqlalchemy import Connection, text
 
 from geodata import catalog
+from geodata.areas import in_areas
 
 ADMIN_FEATURES = text(
     """
@@ -54,16 +55,21 @@ AREAS_WITH_CHILDREN = text(
     WHERE d.level = 'district' ORDER BY d.code
     """
 )
+# Scope is applied before each LIMIT, so a district user's hits are not crowded out by others'.
 CODE_SEARCH = text(
-    """
+    f"""
     (SELECT 'component' AS kind, c.id, c.code, k.name AS title, left(c.class_code, 2) AS major,
             ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
      FROM component c JOIN component_class k ON k.code = c.class_code
-     WHERE c.code LIKE :prefix ORDER BY c.code LIMIT :limit)
+     WHERE c.code LIKE :prefix AND (CAST(:scope AS text[]) IS NULL OR {in_areas("c.geom", "scope")})
+     ORDER BY c.code LIMIT :limit)
     UNION ALL
     (SELECT 'unit_grid', g.id, g.code, '单元网格', NULL,
             ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom))
-     FROM unit_grid g WHERE g.code LIKE :prefix ORDER BY g.code LIMIT :limit)
+     FROM unit_grid g
+     WHERE g.code LIKE :prefix
+       AND (CAST(:scope AS text[]) IS NULL OR {in_areas("g.geom", "scope", polygonal=True)})
+     ORDER BY g.code LIMIT :limit)
     """
 )
 
@@ -84,15 +90,16 @@ def districts_with_streets(conn: Connection) -> list[dict]:
     return [dict(r) for r in conn.execute(AREAS_WITH_CHILDREN).mappings()]
 
 
-def search_codes(conn: Connection, digits: str, limit: int = 10) -> list[dict]:
-    """Components and unit grids whose code starts with the given digits."""
+def search_codes(conn: Connection, digits: str, limit: int = 10, scope=None) -> list[dict]:
+    """Components and unit grids whose code starts with the given digits (within `scope`)."""
     escaped = digits.replace("%", "").replace("_", "")
-    rows = conn.execute(CODE_SEARCH, {"prefix": escaped + "%", "limit": limit})
+    rows = conn.execute(CODE_SEARCH, {"prefix": escaped + "%", "limit": limit,
+                                      "scope": list(scope) if scope else None})  # fmt: skip
     return [dict(r) for r in rows.mappings()]
 
 
 ROAD_LABELS = text(
-    """
+    f"""
     SELECT r.name, ST_X(p.pt) AS lon, ST_Y(p.pt) AS lat FROM road r
     CROSS JOIN LATERAL (
       SELECT ST_LineInterpolatePoint(ST_GeometryN(ST_Multi(ST_LineMerge(
@@ -100,15 +107,18 @@ ROAD_LABELS = text(
     ) p
     WHERE r.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4490) AND r.name IS NOT NULL
       AND NOT ST_IsEmpty(ST_Intersection(r.geom, ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4490)))
-    ORDER BY array_position(ARRAY['快速路', '主干路', '次干路', '支路', '街巷'], r.road_class), r.name
+      AND (CAST(:scope AS text[]) IS NULL OR {in_areas("p.pt", "scope")})
+    ORDER BY array_position(CAST(:classes AS text[]), r.road_class), r.name
     LIMIT :limit
     """
 )
 
 
 def road_labels(
-    conn: Connection, bbox: tuple[float, float, float, float], limit: int = 150
+    conn: Connection, bbox: tuple[float, float, float, float], limit: int = 150, scope=None
 ) -> list:
-    """Road names placed midway along the visible part of each road (the offline basemap's labels)."""
-    params = dict(zip(("minx", "miny", "maxx", "maxy"), bbox, strict=True)) | {"limit": limit}
+    """Road names midway along the visible part of each road (the offline basemap's labels)."""
+    params = dict(zip(("minx", "miny", "maxx", "maxy"), bbox, strict=True)) | {
+        "limit": limit, "classes": list(catalog.ROAD_CLASSES),
+        "scope": list(scope) if scope else None}  # fmt: skip
     return [dict(r) for r in conn.execute(ROAD_LABELS, params).mappings()]

@@ -1,27 +1,101 @@
-"""Start-up check: every registry layer's source and fields exist in the database."""
+"""Start-up check: every registry layer's source and fields exist in the database, with the kind
+the registry says, and every filter's code list agrees with the database's own rule for it."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+import re
+
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from geodata.layer_sql import probe_sql
-from layers.registry import LAYERS, Layer
+from layers.registry import LAYERS, Field, Layer
+from layers.sql import probe_sql
+
+# PostgreSQL type names by registry field kind.
+KIND_TYPES = {
+    "text": {"text", "varchar", "bpchar", "char", "name"},
+    "int": {"int2", "int4", "int8"},
+    "float": {"float4", "float8", "numeric"},
+    "bool": {"bool"},
+    "date": {"date"},
+    "datetime": {"timestamptz", "timestamp"},
+}
+CHECKS = text(
+    "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+    "WHERE c.contype = 'c' AND t.relname = ANY(:tables)"
+)
+FOREIGN_CODES = text(
+    """
+    SELECT r.relname FROM pg_constraint c
+    JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid
+    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = c.conkey[1]
+    WHERE c.contype = 'f' AND t.relname = ANY(:tables) AND a.attname = :column
+    """
+)
+LITERAL = re.compile(r"'((?:[^']|'')*)'")
 
 
 class RegistryMismatch(RuntimeError):
-    """The registry names a table or column the database lacks."""
+    """The registry names a table or column the database lacks, or disagrees with it."""
 
 
 def check_registry(engine: Engine, layers: tuple[Layer, ...] = LAYERS) -> None:
-    """Probe each layer with a LIMIT 0 query; raise listing every layer that fails."""
+    """Probe each layer; raise listing every missing source, wrong kind or drifted code list."""
     problems = []
     with engine.connect() as conn:
         for layer in layers:
             try:
                 with conn.begin_nested():
-                    conn.execute(text(probe_sql(layer)))
+                    types = column_types(conn, layer)
             except ProgrammingError as exc:
                 problems.append(f"{layer.id}: {exc.orig}".strip())
+                continue
+            problems += kind_problems(layer, types)
+            problems += [
+                p for f in layer.fields if f.values for p in value_problems(conn, layer, f)
+            ]
     if problems:
         raise RegistryMismatch("图层注册表与数据库不一致：\n" + "\n".join(problems))
+
+
+def column_types(conn: Connection, layer: Layer) -> dict[str, str]:
+    """Type name of each column of the layer's probe query (LIMIT 0: reads no rows)."""
+    result = conn.execute(text(probe_sql(layer)))
+    oids = {d.name: d.type_code for d in result.cursor.description}
+    names = dict(conn.execute(text("SELECT oid, typname FROM pg_type WHERE oid = ANY(:o)"),
+                              {"o": list(set(oids.values()))}).all())  # fmt: skip
+    return {column: names.get(oid, "?") for column, oid in oids.items()}
+
+
+def kind_problems(layer: Layer, types: dict[str, str]) -> list[str]:
+    """Fields whose database type does not fit the registry's kind."""
+    return [f"{layer.id}.{f.name}: 注册为 {f.kind}，数据库类型为 {types.get(f.name)}"
+            for f in layer.fields if types.get(f.name) not in KIND_TYPES[f.kind]]  # fmt: skip
+
+
+def allowed_by_checks(conn: Connection, layer: Layer, column: str) -> set[str] | None:
+    """The values a CHECK constraint of the layer's tables allows for the column, if one lists them."""
+    pattern = re.compile(rf"\b{re.escape(column)}\b\)*(?:::[\w ]+)?\)* (?:= ANY|IN) \(")
+    for (definition,) in conn.execute(CHECKS, {"tables": list(layer.tables)}):
+        match = pattern.search(definition)
+        if match:
+            tail = definition[match.end() :]
+            listed = tail[: tail.find(")")] if "ARRAY[" not in tail[:12] else tail[: tail.find("]")]
+            return {v.replace("''", "'") for v in LITERAL.findall(listed)}
+    return None
+
+
+def value_problems(conn: Connection, layer: Layer, fld: Field) -> list[str]:
+    """A filter code list that differs from the CHECK list, or names codes the code table lacks."""
+    allowed = allowed_by_checks(conn, layer, fld.name)
+    if allowed is not None and allowed != set(fld.values):
+        return [
+            f"{layer.id}.{fld.name}: 筛选取值 {sorted(set(fld.values) ^ allowed)} 与数据库约束不一致"
+        ]
+    code_table = conn.execute(FOREIGN_CODES, {"tables": list(layer.tables), "column": fld.name})
+    for (table,) in code_table:
+        codes = set(conn.execute(text(f'SELECT code FROM "{table}"')).scalars())
+        missing = sorted(set(fld.values) - codes)
+        if missing:
+            return [f"{layer.id}.{fld.name}: 代码 {missing[:5]} 不在 {table} 中"]
+    return []

@@ -1,7 +1,7 @@
 """The layer registry (专题图层): one declaration per thematic layer, nothing coded per layer.
 
-Every SQL identifier the tile and feature queries use comes from here: the source table (or a
-fixed sub-query), the exposed fields and the fixed filter of each layer. User input only ever picks
+Every SQL identifier the tile and feature queries use comes from here: the source table or view
+(views are created by migrations, see 0005), the exposed fields and the fixed filter of each layer. User input only ever picks
 a layer id and filter values, which are bound.
 """
 
@@ -46,7 +46,6 @@ class Style:
     fill_opacity: float = 0.35
     by: str | None = None  # property that picks the colour from the legend
     legend: tuple[LegendEntry, ...] = ()
-    label: str | None = None  # property shown as a label
 
 
 @dataclass(frozen=True)
@@ -56,17 +55,17 @@ class Layer:
     id: str
     title: str
     group: str
-    source: str  # a table name, or a parenthesised sub-query with columns id, geom, fields
+    source: str  # a table or view with columns id, geom and the fields
     geometry: str  # point | line | polygon
     fields: tuple[Field, ...]
     style: Style
     where: str = ""  # fixed condition, written here, never from a request
-    popup: tuple[str, ...] = ()
     min_zoom: int = 0
     max_zoom: int = 22
     detail_zoom: int = 0  # below it a point layer is sent as counts per cell
     restricted: bool = False
-    code_field: str | None = "code"
+    # Whether the map's area focus cuts the layer; base layers (基础) stay whole for context.
+    follows_area: bool = True
     tables: tuple[str, ...] = field(default=())  # tables whose changes invalidate cached tiles
 
     def field(self, name: str) -> Field | None:
@@ -99,8 +98,8 @@ def admin_layer(level: str, title: str, color: str, min_zoom: int) -> Layer:
     """District, street or community outlines."""
     return Layer(
         id=level, title=title, group="基础", source="admin_area", geometry="polygon",
-        fields=ADMIN_FIELDS, where=f"level = '{level}'", popup=("name", "code"),
-        style=Style(color=color, fill=color, fill_opacity=0.04, weight=2.0, label="name",
+        fields=ADMIN_FIELDS, where=f"level = '{level}'", follows_area=False,
+        style=Style(color=color, fill=color, fill_opacity=0.04, weight=2.0,
                     legend=(LegendEntry(title, color),)),
         min_zoom=min_zoom, tables=("admin_area",),
     )  # fmt: skip
@@ -111,15 +110,13 @@ def component_layer(major: str) -> Layer:
     minors = tuple(c for c in catalog.COMPONENT_MINOR if c.startswith(major))
     return Layer(
         id=f"component_{major}", title=f"部件·{catalog.COMPONENT_MAJOR[major]}", group="部件",
-        source="(SELECT c.*, k.name AS class_name FROM component c "
-               "LEFT JOIN component_class k ON k.code = c.class_code)",
+        source="component_view",
         geometry="point", where=f"left(class_code, 2) = '{major}'",
         fields=(Field("code", "标识码"), Field("class_code", "小类代码", filterable=True, values=minors),
                 Field("class_name", "部件名称"), Field("status", "状态", filterable=True,
                 values=catalog.COMPONENT_STATUSES), Field("grid_code", "单元网格"),
                 Field("department", "主管部门"), Field("owner", "权属单位"),
                 Field("maintainer", "养护单位")),
-        popup=("class_name", "code", "status"),
         style=Style(color=MAJOR_COLORS[major], by="status", legend=_legend(STATUS_COLORS)),
         min_zoom=10, detail_zoom=16, tables=("component",),
     )  # fmt: skip
@@ -129,29 +126,10 @@ def point_layer(id: str, title: str, group: str, table: str, color: str, fields:
                 **kw) -> Layer:  # fmt: skip
     """A plain point layer from one table."""
     kw.setdefault("style", Style(color=color, legend=(LegendEntry(title, color),)))
-    kw.setdefault("popup", tuple(f.name for f in fields[:3]))
     kw.setdefault("tables", (table,))
     return Layer(id=id, title=title, group=group, source=table, geometry="point", fields=fields,
                  min_zoom=kw.pop("min_zoom", 10), detail_zoom=kw.pop("detail_zoom", 14), **kw)  # fmt: skip
 
-
-PARKING_SOURCE = (
-    "(SELECT l.*, o.occupied, o.observed_at, "
-    "round(o.occupied::numeric / l.capacity, 2)::float AS occupancy, "
-    "CASE WHEN o.occupied IS NULL THEN '无数据' WHEN o.occupied >= 0.9 * l.capacity THEN '紧张' "
-    "WHEN o.occupied >= 0.6 * l.capacity THEN '较满' ELSE '空闲' END AS occupancy_level "
-    "FROM parking_lot l LEFT JOIN LATERAL (SELECT occupied, observed_at FROM parking_occupancy p "
-    "WHERE p.lot_id = l.id ORDER BY observed_at DESC LIMIT 1) o ON true)"
-)
-ALARM_SOURCE = (
-    "(SELECT a.id, a.raised_at, a.level, a.message, a.state, s.code, s.kind, s.geom "
-    "FROM alarm a JOIN sensor s ON s.id = a.sensor_id WHERE a.state <> '已解除')"
-)
-CASE_SOURCE = (
-    "(SELECT c.*, coalesce(e.name, k.name) AS class_name FROM case_record c "
-    "LEFT JOIN event_class e ON e.code = c.event_class_code "
-    "LEFT JOIN component_class k ON k.code = c.component_class_code)"
-)
 
 # fmt: off
 LAYERS: tuple[Layer, ...] = (
@@ -162,7 +140,7 @@ LAYERS: tuple[Layer, ...] = (
         id="unit_grid", title="单元网格", group="基础", source="unit_grid", geometry="polygon",
         fields=(Field("code", "网格编码"), Field("community_code", "社区代码"),
                 Field("area_m2", "面积(m²)", "float"), Field("responsible_unit", "责任单位")),
-        popup=("code", "area_m2"), min_zoom=13, tables=("unit_grid",),
+        min_zoom=13, tables=("unit_grid",), follows_area=False,
         style=Style(color="#ff8f00", fill="#ffe082", fill_opacity=0.08, weight=0.8,
                     legend=(LegendEntry("单元网格", "#ff8f00"),)),
     ),
@@ -170,15 +148,15 @@ LAYERS: tuple[Layer, ...] = (
         id="road", title="道路", group="基础", source="road", geometry="line",
         fields=(Field("name", "道路名称"), Field("road_class", "道路等级", filterable=True,
                 values=catalog.ROAD_CLASSES), Field("width_m", "宽度(m)", "float")),
-        popup=("name", "road_class"), min_zoom=10, code_field=None, tables=("road",),
-        style=Style(color="#90a4ae", weight=2.0, by="road_class", label="name", legend=_legend(
+        min_zoom=10, tables=("road",), follows_area=False,
+        style=Style(color="#90a4ae", weight=2.0, by="road_class", legend=_legend(
             {"快速路": "#ef6c00", "主干路": "#f9a825", "次干路": "#fdd835", "支路": "#b0bec5",
              "街巷": "#cfd8dc"})),
     ),
     point_layer("geocode", "地理编码", "基础", "geocode", "#5d4037",
                 (Field("address", "标准地址"), Field("kind", "类型", filterable=True,
                  values=catalog.GEOCODE_KINDS), Field("grid_code", "单元网格")),
-                min_zoom=14, detail_zoom=16, code_field=None),
+                min_zoom=14, detail_zoom=16, follows_area=False),
     *(component_layer(m) for m in catalog.COMPONENT_MAJOR),
     Layer(
         id="drain_pipe", title="排水管线", group="排水", source="drain_pipe", geometry="line",
@@ -187,7 +165,7 @@ LAYERS: tuple[Layer, ...] = (
                 Field("material", "材质"), Field("start_invert_m", "起点管底高程", "float"),
                 Field("end_invert_m", "终点管底高程", "float"), Field("from_well", "起点井"),
                 Field("to_well", "终点井"), Field("build_year", "建设年代", "int")),
-        popup=("code", "diameter_mm", "kind"), min_zoom=12, tables=("drain_pipe",),
+        min_zoom=12, tables=("drain_pipe",),
         style=Style(color="#0277bd", weight=2.5, by="kind", legend=_legend(
             {"雨水": "#0277bd", "污水": "#6d4c41", "合流": "#7b1fa2"})),
     ),
@@ -202,8 +180,8 @@ LAYERS: tuple[Layer, ...] = (
                 detail_zoom=0),
     point_layer("waterlogging_point", "内涝点", "排水", "waterlogging_point", "#d50000",
                 (Field("name", "名称"), Field("max_depth_m", "最大积水深(m)", "float"),
-                 Field("risk_level", "风险等级", filterable=True, values=("低", "中", "高"))),
-                detail_zoom=0, code_field=None),
+                 Field("risk_level", "风险等级", filterable=True, values=catalog.RISK_LEVELS)),
+                detail_zoom=0),
     point_layer("sanitation", "环卫设施", "环卫", "sanitation_facility", "#2e7d32",
                 (Field("name", "名称"), Field("kind", "设施类型", filterable=True,
                  values=catalog.SANITATION_KINDS), Field("code", "编码"),
@@ -211,10 +189,10 @@ LAYERS: tuple[Layer, ...] = (
                 style=Style(color="#2e7d32", by="kind", legend=_legend(
                     {"公共厕所": "#00897b", "垃圾箱": "#9e9d24", "垃圾收集点": "#ef6c00",
                      "垃圾中转站": "#6d4c41", "垃圾处理厂": "#37474f"}))),
-    point_layer("parking", "停车场", "停车", PARKING_SOURCE, "#3949ab",
+    point_layer("parking", "停车场", "停车", "parking_lot_status", "#3949ab",
                 (Field("name", "名称"), Field("code", "编码"), Field("capacity", "泊位", "int"),
                  Field("occupied", "占用", "int"), Field("occupancy", "占用率", "float"),
-                 Field("occupancy_level", "状态", filterable=True, values=("空闲", "较满", "紧张", "无数据")),
+                 Field("occupancy_level", "状态", filterable=True, values=catalog.OCCUPANCY_LEVELS),
                  Field("lot_type", "类型", filterable=True, values=catalog.PARKING_TYPES),
                  Field("fee", "收费")),
                 style=Style(color="#3949ab", by="occupancy_level", radius=6, legend=_legend(
@@ -232,7 +210,7 @@ LAYERS: tuple[Layer, ...] = (
         fields=(Field("name", "名称"), Field("code", "编码"), Field("kind", "绿地类型",
                 filterable=True, values=tuple(catalog.GREEN_KINDS)),
                 Field("area_m2", "面积(m²)", "float"), Field("historic_district", "历史地段", "bool")),
-        popup=("name", "area_m2"), min_zoom=11, tables=("green_space",),
+        min_zoom=11, tables=("green_space",),
         style=Style(color="#2e7d32", fill="#66bb6a", fill_opacity=0.5, weight=1.0,
                     legend=(LegendEntry("公园绿地", "#66bb6a"),)),
     ),
@@ -241,11 +219,10 @@ LAYERS: tuple[Layer, ...] = (
         where="land_use LIKE 'R%'", min_zoom=12, tables=("land_parcel",),
         fields=(Field("code", "地块编码"), Field("name", "名称"), Field("population", "人口", "int"),
                 Field("area_m2", "面积(m²)", "float")),
-        popup=("code", "population"),
         style=Style(color="#f9a825", fill="#fff176", fill_opacity=0.3, weight=0.5,
                     legend=(LegendEntry("居住用地", "#fff176"),)),
     ),
-    point_layer("case", "案件", "案件", CASE_SOURCE, "#c62828",
+    point_layer("case", "案件", "案件", "case_view", "#c62828",
                 (Field("code", "案件编号"), Field("class_name", "案件类别"),
                  Field("status", "状态", filterable=True, values=catalog.CASE_STATUSES),
                  Field("kind", "类型", filterable=True, values=catalog.CASE_KINDS),
@@ -256,13 +233,13 @@ LAYERS: tuple[Layer, ...] = (
                  Field("reported_at", "上报时间", "datetime", True, range=True),
                  Field("overdue", "超期", "bool", True), Field("grid_code", "单元网格"),
                  Field("department", "处置部门"), Field("description", "描述")),
-                popup=("class_name", "code", "status"), detail_zoom=15,
+                detail_zoom=15,
                 style=Style(color="#c62828", by="status", legend=_legend(CASE_COLORS)),
                 tables=("case_record",)),
     point_layer("sensor", "物联感知设备", "排水", "sensor", "#6a1b9a",
                 (Field("code", "编码"), Field("kind", "类型", filterable=True,
-                 values=("液位", "井盖位移", "满溢")), Field("name", "名称"))),
-    point_layer("alarm", "告警", "排水", ALARM_SOURCE, "#d50000",
+                 values=catalog.SENSOR_KINDS), Field("name", "名称"))),
+    point_layer("alarm", "告警", "排水", "active_alarm", "#d50000",
                 (Field("message", "告警内容"), Field("level", "级别", filterable=True,
                  values=catalog.ALARM_LEVELS), Field("state", "状态"), Field("code", "设备编码"),
                  Field("raised_at", "告警时间", "datetime")),
@@ -280,10 +257,11 @@ def layer_json(layer: Layer) -> dict:
         "id": layer.id, "title": layer.title, "group": layer.group, "geometry": layer.geometry,
         "fields": [{"name": f.name, "title": f.title, "kind": f.kind, "filterable": f.filterable,
                     "values": list(f.values), "range": f.range} for f in layer.fields],
-        "popup": list(layer.popup), "min_zoom": layer.min_zoom, "max_zoom": layer.max_zoom,
+        "min_zoom": layer.min_zoom, "max_zoom": layer.max_zoom,
         "detail_zoom": layer.detail_zoom, "restricted": layer.restricted,
+        "follows_area": layer.follows_area,
         "style": {"color": s.color, "fill": s.fill, "radius": s.radius, "weight": s.weight,
-                  "fill_opacity": s.fill_opacity, "by": s.by, "label": s.label},
+                  "fill_opacity": s.fill_opacity, "by": s.by},
         "legend": [{"label": e.label, "color": e.color, "value": e.value} for e in s.legend],
         "tiles": f"/tiles/{layer.id}/{{z}}/{{x}}/{{y}}.pbf",
     }  # fmt: skip

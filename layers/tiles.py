@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from errors import BadRequest
-from geodata.aggregates import aggregate_zooms, is_current, render_aggregate_tile
-from geodata.layer_sql import Filter, data_version, render_tile
+from layers.aggregates import aggregate_zooms, is_current, render_aggregate_tile
+from layers.filters import Filter
 from layers.registry import Layer
+from layers.sql import data_version, render_tile
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def check_tile_address(z: int, x: int, y: int) -> None:
 def cache_key(layer: Layer, z: int, x: int, y: int, filters: list[Filter], version: int) -> str:
     """Key (and ETag) of a tile: address, normalised filters and the layer's data version."""
     parts = [layer.id, str(z), str(x), str(y), str(version)]
-    parts += [f"{f.field.name}:{f.op}:{','.join(map(str, f.values))}" for f in filters]
+    parts += [f.token() for f in filters]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 

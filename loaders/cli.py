@@ -10,9 +10,9 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from geodata import accounts
-from geodata.aggregates import refresh_tables
+from auth import accounts
 from geodata.db import engine_for, is_migrated, migrate
+from layers.aggregates import refresh_tables
 from layers.check import check_registry
 from loaders import demo, osm
 from loaders.boundaries import load_shandong
@@ -120,9 +120,9 @@ def cmd_import(args, settings: Settings) -> int:
     """Import a file into a layer; exit 1 when rows (or the file) were rejected, 2 on misuse."""
     opts = ImportOptions(
         layer=args.layer, path=Path(args.file), maps=args.map or [], mapping_file=args.mapping,
-        crs=args.crs, encoding=args.encoding, sublayer=args.sublayer, mode=args.mode,
-        strict=args.strict, extent=args.extent, stack_threshold=args.stack_threshold,
-        progress=progress,
+        crs=args.crs, towgs84=args.towgs84, encoding=args.encoding, sublayer=args.sublayer,
+        mode=args.mode, strict=args.strict, extent=args.extent,
+        stack_threshold=args.stack_threshold, progress=progress,
     )  # fmt: skip
     engine = prepared_engine(settings)
     try:
@@ -151,6 +151,11 @@ def add_import_parser(sub) -> None:
     p.add_argument("--map", action="append", metavar="SRC=DST", help="字段映射：源字段=目标字段")
     p.add_argument("--mapping", type=Path, metavar="FILE.yaml", help="YAML 映射文件")
     p.add_argument("--crs", help="源坐标系：EPSG:4326、4548、gk117、gk3-39、gcj02、bd09")
+    p.add_argument(
+        "--towgs84",
+        metavar="DX,DY,DZ[,RX,RY,RZ,S]",
+        help="北京1954/西安1980 坐标系到 WGS84 的三或七参数（同 PROJ +towgs84）",
+    )
     p.add_argument("--encoding", help="文本编码，如 gbk（Shapefile 默认按 .cpg）")
     p.add_argument("--sublayer", help="GeoPackage 等多图层文件中的图层名")
     p.add_argument("--mode", choices=MODES, default="append", help="追加、替换或按编码更新")

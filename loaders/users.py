@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, text
 
+from auth import accounts
 from auth.passwords import new_password
 from auth.roles import ROLES
-from geodata import accounts
 from settings import PROJECT_ROOT
 
 DEMO_PASSWORDS = PROJECT_ROOT / "var" / "demo_users.txt"

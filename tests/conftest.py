@@ -16,8 +16,9 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from auth import accounts
 from auth.roles import ROLES
-from geodata import accounts
+from bench.common import CHROMIUM_FLAGS
 from geodata.db import make_engine, migrate
 from loaders import demo
 from loaders.boundaries import load_shandong
@@ -177,20 +178,6 @@ def wait_for(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
         except requests.ConnectionError:
             time.sleep(0.3)
     raise TimeoutError(f"server at {base} did not start")
-
-
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1000",
-]
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import requests
 from sqlalchemy import text
 
 from auth.access import redact
+from auth.accounts import User
 from auth.roles import ROLES
-from geodata.accounts import User
 from tests.conftest import TEST_PASSWORD, tile_of
 
 
@@ -210,7 +210,7 @@ def test_kiosk_screen_signs_in_with_its_token_only(live_server, role_tokens):
 
 
 def test_disabled_user_is_refused_within_the_cache_time(live_server, demo_engine):
-    from geodata import accounts
+    from auth import accounts
 
     with demo_engine.begin() as conn:
         accounts.add_user(conn, "t_leaving", "leader", TEST_PASSWORD)

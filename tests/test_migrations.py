@@ -10,7 +10,8 @@ from geodata.models import Base
 
 GEOMETRY_COLUMNS = text(
     "SELECT f_table_name, f_geometry_column, srid, type FROM geometry_columns "
-    "WHERE f_table_schema = 'public' ORDER BY 1, 2"
+    "WHERE f_table_schema = 'public' "
+    "AND f_table_name IN (SELECT tablename FROM pg_tables WHERE schemaname = 'public') ORDER BY 1, 2"
 )
 GIST_INDEXED = text(
     """

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import mapbox_vector_tile
 import pytest
 import requests
 from sqlalchemy import text
 
-from geodata.aggregates import (
+from layers.aggregates import (
     aggregate_zooms,
     aggregated_layers,
     is_current,
     refresh_tables,
     render_aggregate_tile,
 )
-from geodata.layer_sql import MAX_TILE_FEATURES, data_version, render_tile
 from layers.check import RegistryMismatch, check_registry
 from layers.registry import REGISTRY, Field, Layer
+from layers.sql import MAX_TILE_FEATURES, data_version, render_tile
 from settings import PROJECT_ROOT
 from tests.conftest import http, tile_of
 
@@ -155,6 +156,29 @@ def test_registry_check_fails_loudly(demo_engine):
                 fields=(Field("no_such_column", "无"),), style=REGISTRY["case"].style)  # fmt: skip
     with pytest.raises(RegistryMismatch, match="no_such_column"):
         check_registry(demo_engine, (REGISTRY["case"], bad))
+
+
+def with_field(layer: Layer, name: str, **changes) -> Layer:
+    """The layer with one field changed."""
+    fields = tuple(replace(f, **changes) if f.name == name else f for f in layer.fields)
+    return replace(layer, fields=fields)
+
+
+def test_registry_check_catches_a_wrong_kind_and_drifted_code_lists(demo_engine):
+    case = REGISTRY["case"]
+    with pytest.raises(RegistryMismatch, match=r"case\.code: 注册为 int"):
+        check_registry(demo_engine, (with_field(case, "code", kind="int"),))
+    missing_status = with_field(case, "status", values=case.field("status").values[:-1])
+    with pytest.raises(RegistryMismatch, match="已作废"):
+        check_registry(demo_engine, (missing_status,))
+    extra_risk = with_field(
+        REGISTRY["waterlogging_point"], "risk_level", values=("低", "中", "高", "极高")
+    )
+    with pytest.raises(RegistryMismatch, match="极高"):
+        check_registry(demo_engine, (extra_risk,))
+    unknown_class = with_field(case, "event_class_code", values=("0101", "9999"))
+    with pytest.raises(RegistryMismatch, match="9999"):
+        check_registry(demo_engine, (unknown_class,))
 
 
 def decode_bytes(data: bytes, layer: str) -> list[dict]:

@@ -11,7 +11,8 @@ from shapely import wkb
 from shapely.geometry import box
 from sqlalchemy import Connection, text
 
-from geodata.aggregates import refresh_tables
+from geodata.models import Base
+from layers.aggregates import refresh_tables
 from loaders.demo import assets, base, cases, drainage
 from loaders.demo.bulk import Tables
 from loaders.demo.lattice import build_lattice, to_metric
@@ -35,13 +36,14 @@ SCALES = {
     "city": Scale(("370102",), None, 100_000),
     "large": Scale(("370102", "370103", "370104", "370105"), None, 1_000_000),
 }
-# Tables the demo writes, parents before children.
-LOAD_ORDER = [
+# Tables the demo writes, in the models' dependency order (parents before children).
+DEMO_TABLES = {
     "admin_area", "unit_grid", "road", "land_parcel", "green_space", "component", "geocode",
     "sanitation_facility", "parking_lot", "parking_occupancy", "camera", "drain_well",
     "drain_pipe", "drain_outfall", "pump_station", "waterlogging_point", "sensor", "alarm",
     "case_record",
-]  # fmt: skip
+}  # fmt: skip
+LOAD_ORDER = [t.name for t in Base.metadata.sorted_tables if t.name in DEMO_TABLES]
 CLEARED = [t for t in reversed(LOAD_ORDER) if t != "admin_area"] + ["responsibility_grid"]
 
 

@@ -168,16 +168,19 @@ def _add_duplicates(t: Tables, rows: list, geoms: list, rng) -> None:
     t.add("case_record", CASE_COLUMNS, dups)
 
 
+LEVEL_SENSOR, COVER_SENSOR = catalog.SENSOR_KINDS[:2]  # 液位, 井盖位移
+
+
 def add_sensors(t: Tables, wells: list, placed: Placed, end: datetime, rng, first_id: int,
                 district: str) -> int:  # fmt: skip
     """Level sensors in wells, displacement sensors on manhole covers, and their alarms."""
     rows = []
     sid = first_id
     for code, x, y in wells[:: max(1, len(wells) // 40)]:
-        rows.append((sid, f"CG{code}", "液位", "井下液位计", None, None, x, y))
+        rows.append((sid, f"CG{code}", LEVEL_SENSOR, "井下液位计", None, None, x, y))
         sid += 1
     for comp_id, x, y, code, _s in placed.of_district("0103", district)[::150]:
-        rows.append((sid, f"CG{code}", "井盖位移", "智能井盖", "component", comp_id, x, y))
+        rows.append((sid, f"CG{code}", COVER_SENSOR, "智能井盖", "component", comp_id, x, y))
         sid += 1
     if not rows:
         return sid
@@ -189,10 +192,10 @@ def add_sensors(t: Tables, wells: list, placed: Placed, end: datetime, rng, firs
     for r in rows:
         for _ in range(int(rng.poisson(0.4))):
             raised = end - timedelta(hours=float(rng.uniform(0, 24 * 30)))
-            state = str(rng.choice(["未处理", "处理中", "已解除"], p=[0.2, 0.2, 0.6]))
-            cleared = raised + timedelta(hours=2) if state == "已解除" else None
-            level = str(rng.choice(["提示", "一般", "严重", "紧急"], p=[0.4, 0.35, 0.2, 0.05]))
-            msg = "液位超过警戒值" if r[2] == "液位" else "井盖位移或开启"
+            state = str(rng.choice(catalog.ALARM_STATES, p=[0.2, 0.2, 0.6]))
+            cleared = raised + timedelta(hours=2) if state == catalog.ALARM_STATES[-1] else None
+            level = str(rng.choice(catalog.ALARM_LEVELS, p=[0.4, 0.35, 0.2, 0.05]))
+            msg = "液位超过警戒值" if r[2] == LEVEL_SENSOR else "井盖位移或开启"
             alarms.append((r[0], raised, level, msg, state, cleared))
     t.add("alarm", ("sensor_id", "raised_at", "level", "message", "state", "cleared_at"), alarms)
     return sid

@@ -11,8 +11,8 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine
 
-from geodata.aggregates import refresh_tables
-from geodata.crs import CrsError, SourceCrs, parse_crs, to_storage
+from geodata.crs import CrsError, SourceCrs, check_datum, parse_crs, to_storage
+from layers.aggregates import refresh_tables
 from loaders.importer import validation as v
 from loaders.importer import writer
 from loaders.importer.mapping import (
@@ -47,6 +47,7 @@ class ImportOptions:
     maps: list[str] = field(default_factory=list)
     mapping_file: Path | None = None
     crs: str | None = None
+    towgs84: str | None = None  # datum shift of a Beijing 1954 / Xian 1980 source
     encoding: str | None = None
     sublayer: str | None = None
     mode: str = "append"
@@ -82,17 +83,18 @@ def parse_extent(value) -> tuple[float, float, float, float]:
 
 def source_crs(opts: ImportOptions, mapping: Mapping, source: Source) -> SourceCrs:
     """--crs, else the mapping's crs, else the file's, else WGS84 for CSV / CGCS2000 if lon/lat."""
+    # Every path goes through the datum check: Beijing 1954 / Xian 1980 need --towgs84.
     chosen = opts.crs or mapping.option("crs")
     if chosen:
-        return parse_crs(str(chosen))
+        return parse_crs(str(chosen), opts.towgs84)
     if source.crs is not None:
-        return source.crs
+        return check_datum(source.crs, opts.towgs84)
     if is_csv(opts.path):
-        return parse_crs("EPSG:4326")
+        return parse_crs("EPSG:4326", opts.towgs84)
     bounds = shapely.total_bounds(source.geoms[source.geoms != None])  # noqa: E711
     if np.all(np.isnan(bounds)) or (bounds[0] >= -180 and bounds[2] <= 180 and bounds[1] >= -90
                                     and bounds[3] <= 90):  # fmt: skip
-        return parse_crs("EPSG:4490")
+        return parse_crs("EPSG:4490", opts.towgs84)
     raise ImportUsageError("文件没有坐标系信息且坐标不是经纬度，请用 --crs 指定（如 --crs 4548）")
 
 

@@ -47,9 +47,7 @@ class LayerSpec:
         )  # fmt: skip
 
 
-CASE_STAGES = (
-    "reported_at", "registered_at", "dispatched_at", "handled_at", "verified_at", "closed_at"
-)  # fmt: skip
+CASE_STAGES = catalog.CASE_STAGES  # fmt: skip
 
 SPECS: dict[str, LayerSpec] = {s.layer: s for s in (
     LayerSpec("admin_area", "admin_area", "MULTIPOLYGON",
@@ -103,7 +101,7 @@ SPECS: dict[str, LayerSpec] = {s.layer: s for s in (
               choices={"kind": catalog.PIPE_KINDS}),
     LayerSpec("waterlogging_point", "waterlogging_point", "POINT",
               ("name", "max_depth_m", "risk_level", "last_event_date"),
-              choices={"risk_level": ("低", "中", "高")}),
+              choices={"risk_level": catalog.RISK_LEVELS}),
     LayerSpec("sanitation_facility", "sanitation_facility", "POINT",
               ("code", "name", "kind", "capacity", "capacity_unit", "opening_hours"), key="code",
               choices={"kind": catalog.SANITATION_KINDS}),

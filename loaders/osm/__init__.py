@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from geodata.aggregates import refresh_tables
+from layers.aggregates import refresh_tables
 from loaders.osm.reader import Extract, Skipped, read_osm
 from loaders.osm.tags import TABLE_LABELS
 from loaders.osm.writer import Written, write_table

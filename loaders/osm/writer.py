@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 
 import shapely
 from sqlalchemy import Connection, text
+from sqlalchemy.dialects import postgresql
 
+from geodata.catalog import SRID
+from geodata.models import Base
 from loaders.osm.reader import Row, Skipped
-
-SRID = 4490
 
 
 @dataclass(frozen=True)
 class Target:
     """How one table is staged and written."""
 
-    columns: tuple[tuple[str, str], ...]  # attribute columns (name, SQL type) after seq and ref
-    geometry: str  # PostGIS geometry type of the staging column
+    columns: tuple[str, ...]  # attribute columns after seq and ref (types from the models)
     upsert: str  # SQL writing from the staging table; RETURNING one `inserted` flag per row
 
 
@@ -53,13 +53,11 @@ def upsert_sql(table: str, columns: tuple[str, ...], keep: tuple[str, ...] = ())
 
 TARGETS: dict[str, Target] = {
     "green_space": Target(
-        (("kind", "text"), ("name", "text")),
-        "MultiPolygon",
+        ("kind", "name"),
         upsert_sql("green_space", ("kind", "name")),
     ),
     "land_parcel": Target(
-        (("land_use", "text"), ("name", "text"), ("population", "integer")),
-        "MultiPolygon",
+        ("land_use", "name", "population"),
         # A population entered locally is kept when OSM has none.
         upsert_sql("land_parcel", ("land_use", "name", "population")).replace(
             "population = EXCLUDED.population",
@@ -67,23 +65,19 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "sanitation_facility": Target(
-        (("kind", "text"), ("name", "text"), ("opening_hours", "text")),
-        "Point",
+        ("kind", "name", "opening_hours"),
         upsert_sql("sanitation_facility", ("kind", "name", "opening_hours")),
     ),
     "parking_lot": Target(
-        (("name", "text"), ("capacity", "integer"), ("lot_type", "text"), ("fee", "text")),
-        "Point",
+        ("name", "capacity", "lot_type", "fee"),
         upsert_sql("parking_lot", ("name", "capacity", "lot_type", "fee")),
     ),
     "camera": Target(
-        (("name", "text"), ("direction_deg", "double precision")),
-        "Point",
+        ("name", "direction_deg"),
         upsert_sql("camera", ("name", "direction_deg")),
     ),
     "component": Target(
-        (("class_code", "text"), ("name", "text")),
-        "Point",
+        ("class_code", "name"),
         # Status, dates and the other archive fields belong to the city's own staff.
         "INSERT INTO component AS t (code, class_code, name, data_source, remark, geom) "
         "SELECT code, class_code, name, '其他', ref, geom FROM osm_stage_component "
@@ -93,8 +87,7 @@ TARGETS: dict[str, Target] = {
         "RETURNING (t.xmax = 0) AS inserted",
     ),
     "road": Target(
-        (("road_class", "text"), ("name", "text"), ("width_m", "double precision")),
-        "MultiLineString",
+        ("road_class", "name", "width_m"),
         # Roads have no code column: an identical centreline is the same road.
         "INSERT INTO road (road_class, name, width_m, geom) "
         "SELECT road_class, name, width_m, geom FROM osm_stage_road s "
@@ -152,15 +145,19 @@ FULL = "该区县该小类的 6 位流水号已用尽"
 
 def create_stage(conn: Connection, table: str) -> None:
     """A temporary staging table for one target, dropped at commit."""
-    target = TARGETS[table]
     extra = ", district text, code text, serial bigint" if table == "component" else ""
-    columns = ", ".join(f"{name} {kind}" for name, kind in target.columns)
+    columns = ", ".join(f"{name} {sql_type(table, name)}" for name in TARGETS[table].columns)
     conn.execute(
         text(
             f"CREATE TEMP TABLE osm_stage_{table} (seq integer PRIMARY KEY, ref text NOT NULL, "
-            f"{columns}, geom geometry({target.geometry}, {SRID}) NOT NULL{extra}) ON COMMIT DROP"
+            f"{columns}, geom {sql_type(table, 'geom')} NOT NULL{extra}) ON COMMIT DROP"
         )
     )
+
+
+def sql_type(table: str, column: str) -> str:
+    """The column's SQL type as the models declare it (one source of truth for the schema)."""
+    return Base.metadata.tables[table].c[column].type.compile(dialect=postgresql.dialect())
 
 
 def ewkb(geom) -> str:
@@ -170,7 +167,7 @@ def ewkb(geom) -> str:
 
 def copy_rows(conn: Connection, table: str, rows: list[Row]) -> None:
     """COPY the rows of one table into its staging table."""
-    names = [name for name, _ in TARGETS[table].columns]
+    names = list(TARGETS[table].columns)
     columns = ", ".join(("seq", "ref", *names, "geom"))
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY osm_stage_{table} ({columns}) FROM STDIN") as copy:

@@ -1,7 +1,7 @@
 """City data model: administrative areas, grids, geocodes, components, cases and thematic layers.
 
-The component and event class lists are seeded from geodata.catalog as it stood at this revision;
-later changes to the code lists come as new revisions.
+The component and event class lists are seeded from a frozen copy (migrations/seeds/classes_0001.py),
+never from the live catalogue; later changes to the code lists come as new revisions.
 
 Revision ID: 0001
 Revises:
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geometry
 
-from geodata import catalog
+from geodata.migrations.seeds import classes_0001
 
 revision = "0001"
 down_revision = None
@@ -1266,5 +1266,5 @@ def _seed_classes() -> None:
         cols = ("code", "major_code", "major_name", "name")
         return sa.table(name, *(sa.column(c, sa.String) for c in cols))
 
-    op.bulk_insert(class_table("component_class"), catalog.component_class_rows())
-    op.bulk_insert(class_table("event_class"), catalog.event_class_rows())
+    op.bulk_insert(class_table("component_class"), classes_0001.COMPONENT_CLASSES)
+    op.bulk_insert(class_table("event_class"), classes_0001.EVENT_CLASSES)

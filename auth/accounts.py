@@ -1,4 +1,4 @@
-"""Users, API tokens, sign-in failures and the audit log in the database."""
+"""The account store: users, API tokens, sign-in failures and the audit log in the database."""
 
 from __future__ import annotations
 

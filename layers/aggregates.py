@@ -6,21 +6,16 @@ zoom, so `refresh_aggregates` stores (count, sum x, sum y) per cell for the zoom
 `min_zoom` to `aggregate_max_zoom(layer)`: the finest level is grouped from the points, each
 coarser level is rolled up from the one below (cell x // 2). A tile is served from the table only
 for unfiltered requests and only while the build version equals the layer's current data version;
-otherwise (filters, stale or missing build) the live query of `geodata.layer_sql` answers.
+otherwise (filters, stale or missing build) the live query of `layers.sql` answers.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from geodata.layer_sql import (
-    AGGREGATE_CELLS,
-    TILE_BUFFER,
-    TILE_EXTENT,
-    WEB_MERCATOR_HALF,
-    data_version,
-)
+from geodata.catalog import WEB_MERCATOR_SRID
 from layers.registry import LAYERS, Layer
+from layers.sql import AGGREGATE_CELLS, TILE_BUFFER, TILE_EXTENT, cell_size, data_version
 
 AGGREGATE_MAX_ZOOM = 14  # finest pre-aggregated zoom; above it live counting is fast enough
 
@@ -38,11 +33,6 @@ def aggregated_layers(tables: set[str] | None = None) -> list[Layer]:
             and (tables is None or tables & set(layer.tables))]  # fmt: skip
 
 
-def cell_size(z: int) -> float:
-    """Side of an aggregation cell at zoom z in web-mercator metres (same as the live query)."""
-    return 2 * WEB_MERCATOR_HALF / 2**z / AGGREGATE_CELLS
-
-
 def refresh_aggregates(conn: Connection, layer: Layer) -> int:
     """Rebuild the layer's cells in the caller's transaction; returns the number of points."""
     zooms = aggregate_zooms(layer)
@@ -54,7 +44,7 @@ def refresh_aggregates(conn: Connection, layer: Layer) -> int:
             INSERT INTO tile_aggregate (layer, z, cx, cy, n, sx, sy)
             SELECT :layer, :z, floor(ST_X(p) / :cell)::int, floor(ST_Y(p) / :cell)::int,
                    count(*), sum(ST_X(p)), sum(ST_Y(p))
-            FROM (SELECT ST_Transform(t.geom, 3857) AS p FROM {layer.source} t {where}) s
+            FROM (SELECT ST_Transform(t.geom, {WEB_MERCATOR_SRID}) AS p FROM {layer.source} t {where}) s
             WHERE p IS NOT NULL GROUP BY 3, 4"""),
             {"layer": layer.id, "z": finest, "cell": cell_size(finest)},
         )  # fmt: skip
@@ -112,7 +102,7 @@ def cell_range(z: int, x: int, y: int) -> dict[str, int]:
 AGGREGATE_TILE_SQL = f"""
 SELECT ST_AsMVT(m, :layer, {TILE_EXTENT}, 'geom') FROM (
   SELECT a.n AS count,
-         ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(a.sx / a.n, a.sy / a.n), 3857),
+         ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(a.sx / a.n, a.sy / a.n), {WEB_MERCATOR_SRID}),
                       ST_TileEnvelope(:z, :x, :y), {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom
   FROM tile_aggregate a
   WHERE a.layer = :layer AND a.z = :z AND a.cx BETWEEN :cx0 AND :cx1

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from errors import NotFound
-from geodata.layer_sql import Filter, filter_sql
+from geodata.areas import in_areas
+from layers.filters import Filter, where_parts
 from layers.registry import Layer
 
 RELATED_RADIUS_M = 30
@@ -27,25 +28,24 @@ PLACE = text(
 )
 
 RELATED_CASES = text(
-    """
+    f"""
     SELECT c.id, c.code, c.status, c.overdue, c.reported_at, c.closed_at,
-           coalesce(e.name, k.name) AS class_name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
+           c.class_name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
            (c.component_id = :component_id) AS linked
-    FROM case_record c
-    LEFT JOIN event_class e ON e.code = c.event_class_code
-    LEFT JOIN component_class k ON k.code = c.component_class_code
-    WHERE c.component_id = :component_id
-       OR ST_DWithin(c.geom::geography, ST_GeomFromText(:wkt, 4490)::geography, :radius)
+    FROM case_view c
+    WHERE (c.component_id = :component_id
+           OR ST_DWithin(c.geom::geography, ST_GeomFromText(:wkt, 4490)::geography, :radius))
+      AND (CAST(:scope AS text[]) IS NULL OR {in_areas("c.geom", "scope")})
     ORDER BY c.reported_at DESC LIMIT :limit
     """
 )
 
 
-def object_archive(conn: Connection, layer: Layer, object_id: int,
-                   filters: list[Filter] = ()) -> dict:  # fmt: skip
-    """The archive of one object of a layer (within the filters, e.g. a user's areas), or NotFound."""
+def object_archive(conn: Connection, layer: Layer, object_id: int, filters: list[Filter] = (),
+                   scope: tuple[str, ...] | None = None) -> dict:  # fmt: skip
+    """The archive of one object (within the filters), its related cases within `scope`, or 404."""
     params: dict = {"id": object_id}
-    where = " AND ".join(["t.id = :id", *filter_sql(layer, list(filters), params)])
+    where = " AND ".join(["t.id = :id", *where_parts(layer, list(filters), params)])
     row = conn.execute(
         text(f"SELECT to_jsonb(t) - 'geom' - 'entrances' AS attrs, ST_AsText(t.geom) AS wkt, "
              f"ST_AsGeoJSON(ST_Transform(t.geom, 4326), 7)::json AS geometry "
@@ -56,7 +56,8 @@ def object_archive(conn: Connection, layer: Layer, object_id: int,
     place = conn.execute(PLACE, {"wkt": row["wkt"]}).mappings().first() or {}
     component_id = object_id if layer.id.startswith("component_") else -1
     cases = conn.execute(RELATED_CASES, {"component_id": component_id, "wkt": row["wkt"],
-                                         "radius": RELATED_RADIUS_M, "limit": MAX_RELATED})  # fmt: skip
+                                         "radius": RELATED_RADIUS_M, "limit": MAX_RELATED,
+                                         "scope": list(scope) if scope else None})  # fmt: skip
     attrs = row["attrs"]
     return {
         "layer": layer.id, "layer_title": layer.title, "id": object_id,

@@ -6,7 +6,7 @@ import math
 
 from sqlalchemy import Connection, text
 
-from geodata.layer_sql import Filter, filter_sql
+from layers.filters import Filter, where_parts
 from layers.registry import Layer
 
 CLICK_TOLERANCE_PX = 8
@@ -23,7 +23,7 @@ def nearest_in_layer(conn: Connection, layer: Layer, filters: list[Filter], lon:
                      tol: float) -> dict | None:  # fmt: skip
     """The layer's object at the point (polygons) or nearest within the tolerance (points, lines)."""
     params: dict = {"lon": lon, "lat": lat, "tol": tol}
-    parts = filter_sql(layer, filters, params)
+    parts = where_parts(layer, filters, params)
     pt = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)"
     if layer.geometry == "polygon":
         parts.append(f"ST_Intersects(t.geom, {pt})")

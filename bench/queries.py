@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from geodata.layer_sql import q
+from layers.filters import q
 from layers.registry import LAYERS
 
 

@@ -1,0 +1,157 @@
+"""The contract every analysis follows, and the one place that runs them.
+
+An analysis declares an id, a Chinese title, typed parameters (defaults and limits), its output
+kind (layer, table or chart), the tables its result depends on, and a `run(conn, params, user)`
+plain function. `run_analysis` checks the role once, validates the raw parameters once into 400
+errors, applies nothing else by itself (the analysis scopes its SQL with the user's areas) and
+caches expensive results keyed by the data version of their tables, like the tile aggregates.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from auth.access import check_analytics
+from auth.accounts import User
+from errors import BadRequest, NotFound
+from geodata.areas import is_area_code
+from geodata.versions import data_version
+from params import parse_choice, parse_float, parse_int, text_value
+
+OUTPUTS = ("layer", "table", "chart")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed parameter of an analysis."""
+
+    name: str
+    title: str
+    kind: str  # int | float | choice | area | text
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    required: bool = False
+
+    def parse(self, raw) -> Any:
+        """The typed value of a raw input (text or JSON), or 400."""
+        if raw is None or raw == "":
+            if self.required:
+                raise BadRequest(f"缺少参数 {self.name}（{self.title}）")
+            return self.default
+        if self.kind == "int":
+            return parse_int(raw, self.name, int(self.low), int(self.high))
+        if self.kind == "float":
+            return parse_float(raw, self.name, self.low, self.high)
+        if self.kind == "choice":
+            return parse_choice(raw, self.name, self.choices)
+        if self.kind == "area":
+            if not isinstance(raw, str) or not is_area_code(raw):
+                raise BadRequest(f"参数 {self.name} 必须是 6、9 或 12 位行政区划代码")
+            return raw
+        return text_value(raw, self.name)
+
+    def describe(self) -> dict:
+        """The parameter as JSON for clients (forms are built from it)."""
+        return {"name": self.name, "title": self.title, "kind": self.kind, "default": self.default,
+                "min": self.low, "max": self.high, "choices": list(self.choices),
+                "required": self.required}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis: metadata, parameters and the function that computes it."""
+
+    id: str
+    title: str
+    description: str
+    output: str  # layer | table | chart
+    params: tuple[Param, ...]
+    tables: tuple[str, ...]  # its result changes only when one of these changes
+    run: Callable[[Connection, dict, User], dict]
+    cached: bool = False  # keep results per data version (expensive analyses)
+    extra: dict = field(default_factory=dict)
+
+    def parse(self, raw: Mapping) -> dict:
+        """All parameters typed and within limits; unknown names are refused."""
+        unknown = sorted(set(raw) - {p.name for p in self.params})
+        if unknown:
+            allowed = ", ".join(p.name for p in self.params) or "无"
+            raise BadRequest(f"分析 {self.id} 没有参数 {unknown[0][:40]}（可用：{allowed}）")
+        return {p.name: p.parse(raw.get(p.name)) for p in self.params}
+
+    def describe(self) -> dict:
+        """The analysis as JSON for clients."""
+        return {"id": self.id, "title": self.title, "description": self.description,
+                "output": self.output, "params": [p.describe() for p in self.params]}  # fmt: skip
+
+
+ANALYSES: dict[str, Analysis] = {}
+
+
+def register(analysis: Analysis) -> Analysis:
+    """Add an analysis to the registry (ids are unique, outputs known)."""
+    if analysis.id in ANALYSES:
+        raise ValueError(f"duplicate analysis id {analysis.id}")
+    if analysis.output not in OUTPUTS:
+        raise ValueError(f"unknown output kind {analysis.output}")
+    ANALYSES[analysis.id] = analysis
+    return analysis
+
+
+def find_analysis(analysis_id) -> Analysis:
+    """The analysis of that id, or 404."""
+    found = ANALYSES.get(analysis_id) if isinstance(analysis_id, str) else None
+    if found is None:
+        raise NotFound(f"没有分析 {str(analysis_id)[:40]}")
+    return found
+
+
+class ResultCache:
+    """LRU of analysis results keyed by analysis, parameters, scope and data version."""
+
+    def __init__(self, max_items: int = 256):
+        self.max_items = max_items
+        self.items: OrderedDict[str, dict] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> dict | None:
+        """A cached result, marked as recently used."""
+        with self.lock:
+            hit = self.items.get(key)
+            if hit is not None:
+                self.items.move_to_end(key)
+            return hit
+
+    def put(self, key: str, result: dict) -> None:
+        """Remember a result, forgetting the least recently used past the limit."""
+        with self.lock:
+            self.items[key] = result
+            self.items.move_to_end(key)
+            while len(self.items) > self.max_items:
+                self.items.popitem(last=False)
+
+
+def run_analysis(conn: Connection, user: User, analysis_id, raw: Mapping,
+                 cache: ResultCache | None = None) -> dict:  # fmt: skip
+    """Check the role, parse the parameters, run (or reuse) the analysis; a JSON-ready answer."""
+    check_analytics(user)
+    analysis = find_analysis(analysis_id)
+    values = analysis.parse(raw)
+    version = data_version(conn, analysis.tables)
+    key = json.dumps([analysis.id, values, user.scope, user.role.name, version], default=str)
+    result = cache.get(key) if cache is not None and analysis.cached else None
+    if result is None:
+        result = analysis.run(conn, values, user)
+        if cache is not None and analysis.cached:
+            cache.put(key, result)
+    return {"analysis": analysis.id, "title": analysis.title, "output": analysis.output,
+            "params": values, "data_version": version, "result": result}  # fmt: skip

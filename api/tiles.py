@@ -1,0 +1,53 @@
+"""Vector tiles: /tiles/<layer>/<z>/<x>/<y>.pbf (ETag, 304, gzip, 204 for empty tiles)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from api.http import engine
+from auth.access import check_tile, find_layer, user_filters
+from auth.web import current_user
+from layers.tiles import Tile, TileCache, check_tile_address, get_tile
+from runtime import runtime
+
+bp = Blueprint("tiles", __name__)
+TILE_MAX_AGE = 60
+
+
+def tile_cache() -> TileCache:
+    """The app's tile cache (bounded by bytes, per worker)."""
+    rt = runtime()
+    return rt.cache("tiles", lambda: TileCache(rt.settings.tile_cache_mb * 1024 * 1024))
+
+
+@bp.get("/tiles/<layer_id>/<int(signed=True):z>/<int(signed=True):x>/<int(signed=True):y>.pbf")
+def tile(layer_id: str, z: int, x: int, y: int):
+    """One tile of a layer, filtered by the query and limited to the user's areas."""
+    user = current_user()
+    layer = find_layer(layer_id, user)
+    filters = user_filters(user, layer, request.args.to_dict(), ignore={"v"})
+    check_tile_address(z, x, y)
+    with engine().connect() as conn:
+        check_tile(conn, user, z, x, y)
+    found = get_tile(engine(), tile_cache(), layer, z, x, y, filters)
+    shared = not layer.restricted and not user.scope
+    return tile_response(found, shared=shared)
+
+
+def tile_response(tile: Tile, *, shared: bool) -> Response:
+    """204 for an empty tile, 304 when the ETag matches, gzip when accepted.
+
+    Only tiles that are the same for every signed-in user (unrestricted layer, unscoped user) may
+    be kept by a shared cache; the others are `private`.
+    """
+    visibility = "public" if shared else "private"
+    headers = {"ETag": tile.etag, "Cache-Control": f"{visibility}, max-age={TILE_MAX_AGE}",
+               "Vary": "Accept-Encoding, Authorization, Cookie"}  # fmt: skip
+    if request.if_none_match.contains(tile.etag.strip('"')):
+        return Response(status=304, headers=headers)
+    if not tile.data:
+        return Response(status=204, headers=headers)
+    body = tile.data
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body, headers["Content-Encoding"] = tile.gzipped, "gzip"
+    return Response(body, headers=headers, mimetype="application/vnd.mapbox-vector-tile")

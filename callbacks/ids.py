@@ -1,0 +1,18 @@
+"""Component ids shared by more than one module of the pages, declared once."""
+
+# The one-map page (一张图)
+URL = "url"
+MAP = "onemap-map"
+REGISTRY_STORE = "registry"
+STATE_STORE = "map-state"
+CLICKED_STORE = "clicked-object"
+VIEW_REQUEST = "view-request"
+LAYERS_SYNCED = "layers-synced"
+VIEW_APPLIED = "view-applied"
+AREA_VALUE = "area-value"
+AREA_SELECT = "area-select"
+AREA_OUTLINE = "area-outline"
+MARKER_LAYER = "marker-layer"
+PANEL_TABS = "panel-tabs"
+DISTRICT_LAYER = "district-layer"
+VT_HOST = "vector-tile-host"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the city data model (revisions under versions/)."""

@@ -1,0 +1,1 @@
+"""Frozen seed data of the migrations (never the live catalogue)."""

@@ -1,0 +1,1 @@
+"""Migration revisions; each reads only its own frozen data (see ../seeds)."""

@@ -1,0 +1,65 @@
+"""Reading a layer's data: features (bounded, bulk reads audited), exports and statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import Connection
+
+from auth import accounts
+from auth.access import check_analytics, check_export, find_layer, user_filters
+from auth.accounts import User
+from errors import BadRequest
+from geodata.areas import is_area_code
+from layers.sql import read_features
+from layers.stats import PERIODS, layer_stats
+from params import parse_bbox, parse_choice, parse_int, required
+
+# Anyone who may see a layer reads a page of up to FREE_FEATURES features; larger reads are bulk
+# reads: they follow the export rule (role.export) and are audited like exports.
+FREE_FEATURES = 500
+MAX_FEATURES = 10_000
+
+
+def features(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str) -> dict:
+    """A GeoJSON page of a layer's features within the user's areas."""
+    layer = find_layer(layer_id, user)
+    limit = parse_int(args.get("limit", "100"), "limit", 1, MAX_FEATURES)
+    if limit > FREE_FEATURES:
+        check_export(user)
+    bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
+    filters = user_filters(user, layer, dict(args), ignore={"bbox", "limit"})
+    body = read_features(conn, layer, filters, bbox, limit)
+    if limit > FREE_FEATURES:
+        accounts.audit(conn, user.username, "bulk_read", layer.id,
+                       {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
+    return body
+
+
+def export(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str) -> dict:
+    """All matching features (up to MAX_FEATURES) for download; audited."""
+    check_export(user)
+    layer = find_layer(layer_id, user)
+    bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
+    filters = user_filters(user, layer, dict(args), ignore={"bbox"})
+    body = read_features(conn, layer, filters, bbox, MAX_FEATURES)
+    accounts.audit(conn, user.username, "export", layer.id,
+                   {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
+    return body
+
+
+def stats(conn: Connection, user: User, layer_id, args: Mapping) -> dict:
+    """Counts of a layer's objects grouped by a field, in an area, within the user's areas."""
+    check_analytics(user)
+    layer = find_layer(layer_id, user)
+    by_name = required(args, "by")
+    by = layer.field(by_name)
+    if by is None or not by.filterable:
+        allowed = ", ".join(f.name for f in layer.filterable) or "无"
+        raise BadRequest(f"图层 {layer.id} 不能按 {by_name[:40]} 统计（可用：{allowed}）")
+    area = args.get("area") or None
+    if area is not None and not (isinstance(area, str) and is_area_code(area)):
+        raise BadRequest("area 必须是 6、9 或 12 位行政区划代码")
+    period = parse_choice(args.get("period", "day"), "period", tuple(PERIODS))
+    filters = user_filters(user, layer, dict(args), ignore={"by", "area", "period"})
+    return layer_stats(conn, layer, area=area, by=by, filters=filters, period=period)
