@@ -4,6 +4,11 @@ Everything is stored as CGCS2000 (EPSG:4490). WGS84 (EPSG:4326) and CGCS2000 dif
 centimetres at most, far below the precision of city-management data, so WGS84 coordinates are
 taken as CGCS2000 unchanged.
 
+Beijing 1954, Xian 1980 (and New Beijing) are refused: no transformation to CGCS2000 ships with
+PROJ for them (it would fall back to a "ballpark" no-op, tens of metres off), so an import of such
+data needs `--towgs84 dx,dy,dz[,rx,ry,rz,s]`, the Bursa-Wolf parameters of PROJ's +towgs84
+(metres, arc-seconds, ppm; position-vector convention) from that datum to WGS84.
+
 GCJ-02 (高德/腾讯) and BD-09 (百度) use the public formulas (a = 6378245.0,
 ee = 0.00669342162296594323, x_pi = π·3000/180); GCJ-02 → WGS84 is solved by fixed-point
 iteration to well below a metre.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +41,11 @@ X_PI = math.pi * 3000.0 / 180.0
 GEOGRAPHIC_EPSG = {4326, 4490}  # WGS84 and CGCS2000: treated as equal (see module docstring)
 
 _GK = re.compile(r"^(?:cgcs2000-)?gk(3|6)?-?(cm)?(\d{2,3})$")
+# Geodetic datums that need a user-supplied datum shift, matched in pyproj's (or ESRI's) datum name.
+LEGACY_DATUMS = {"北京1954": r"beijing[ _]?1954", "西安1980": r"xi'?an[ _]?1980",
+                 "新北京54": r"new[ _]beijing"}  # fmt: skip
+# An unnamed datum ("Unknown based on …", e.g. a bare PROJ string) on their ellipsoids is one too.
+LEGACY_ELLIPSOIDS = {6378245.0: "北京1954", 6378140.0: "西安1980"}  # Krassowsky 1940, IAG 1975
 
 
 class CrsError(ValueError):
@@ -47,12 +58,16 @@ class SourceCrs:
 
     kind: str  # "epsg" | "gcj02" | "bd09"
     crs: CRS | None = None
+    towgs84: tuple[float, ...] | None = None  # --towgs84, already part of crs
+    name: str | None = None  # label of the CRS the --towgs84 shift was added to
 
     @property
     def label(self) -> str:
         """Readable name for messages and reports."""
         if self.kind != "epsg":
             return self.kind.upper().replace("GCJ02", "GCJ-02").replace("BD09", "BD-09")
+        if self.towgs84 is not None:
+            return f"{self.name} +towgs84={','.join(f'{p:g}' for p in self.towgs84)}"
         epsg = self.crs.to_epsg()
         return f"EPSG:{epsg} {self.crs.name}" if epsg else self.crs.name
 
@@ -72,8 +87,13 @@ def gauss_kruger_epsg(width: int, zone_or_cm: int, by_cm: bool) -> int:
     raise CrsError(f"不存在的 CGCS2000 {width}° 高斯-克吕格带：{zone_or_cm}")
 
 
-def parse_crs(text: str) -> SourceCrs:
-    """Parse a `--crs` value (see the module docstring for the syntax)."""
+def parse_crs(text: str, towgs84: str | None = None) -> SourceCrs:
+    """Parse a `--crs` value (see the module docstring) and apply / demand `--towgs84`."""
+    return check_datum(_parse_crs(text), towgs84)
+
+
+def _parse_crs(text: str) -> SourceCrs:
+    """The CRS named by a `--crs` value, before the datum check."""
     value = text.strip().lower().replace("_", "-").replace(" ", "")
     if value in ("gcj02", "gcj-02"):
         return SourceCrs("gcj02")
@@ -94,6 +114,69 @@ def parse_crs(text: str) -> SourceCrs:
             f"无法识别的坐标系：{text}（示例：EPSG:4326、4548、gk117、gcj02、bd09）"
         ) from exc
     return SourceCrs("epsg", crs)
+
+
+def parse_towgs84(text: str) -> tuple[float, ...]:
+    """`dx,dy,dz[,rx,ry,rz,s]` → 3 or 7 finite numbers."""
+    try:
+        params = tuple(float(p) for p in text.replace("，", ",").split(","))
+    except ValueError:
+        params = ()
+    if len(params) not in (3, 7) or not all(math.isfinite(p) for p in params):
+        raise CrsError(
+            f"--towgs84 应为 3 个或 7 个数 dx,dy,dz[,rx,ry,rz,s]（米、角秒、ppm）：{text}"
+        )
+    return params
+
+
+def legacy_datum(crs: CRS) -> str | None:
+    """Chinese name of the legacy datum (北京1954, 西安1980, 新北京54) of a CRS, or None."""
+    base = crs.source_crs if crs.is_bound else crs
+    geodetic = base.geodetic_crs if base is not None else None
+    if geodetic is None or geodetic.datum is None:
+        return None
+    name = geodetic.datum.name.lower()
+    found = next((cn for cn, pattern in LEGACY_DATUMS.items() if re.search(pattern, name)), None)
+    if found is None and name.startswith(("unknown", "not specified")):
+        found = LEGACY_ELLIPSOIDS.get(geodetic.ellipsoid.semi_major_metre)
+    return found
+
+
+def has_datum_shift(crs: CRS) -> bool:
+    """True for a bound CRS (e.g. a .prj with TOWGS84) whose shift to WGS84 is not all zeros."""
+    operation = crs.coordinate_operation if crs.is_bound else None
+    return operation is not None and any(p.value for p in operation.params)
+
+
+def with_towgs84(crs: CRS, towgs84: tuple[float, ...]) -> CRS:
+    """The same coordinates (projection, ellipsoid) with +towgs84 as the shift to WGS84."""
+    base = crs.source_crs if crs.is_bound else crs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "you will likely lose information"
+        proj4 = base.to_proj4()
+    if not proj4:
+        raise CrsError(f"坐标系 {base.name} 无法附加 --towgs84 参数")
+    kept = [p for p in proj4.split() if not p.startswith(("+towgs84=", "+type="))]
+    return CRS.from_proj4(" ".join([*kept, f"+towgs84={','.join(map(repr, towgs84))}"]))
+
+
+def check_datum(source: SourceCrs, towgs84: str | None = None) -> SourceCrs:
+    """Refuse a Beijing 1954 / Xian 1980 CRS without `--towgs84`; with it, add the shift."""
+    datum = legacy_datum(source.crs) if source.kind == "epsg" else None
+    if towgs84:
+        params = parse_towgs84(towgs84)
+        if datum is None:
+            raise CrsError(f"--towgs84 只用于北京1954、西安1980 坐标系，源坐标系 {source.label} "
+                           "不需要（请用 --crs 指定北京1954 或西安1980 坐标系）")  # fmt: skip
+        return SourceCrs("epsg", with_towgs84(source.crs, params), params, source.label)
+    if datum is not None and not has_datum_shift(source.crs):
+        raise CrsError(
+            f"源坐标系 {source.label} 基于{datum}大地基准，与 CGCS2000 相差可达数十米，"
+            "不能直接导入。请用 --towgs84 dx,dy,dz[,rx,ry,rz,s] 给出本地区到 WGS84 的"
+            "三参数或七参数（布尔莎模型，位置矢量约定，同 PROJ 的 +towgs84；"
+            "单位：米、角秒、ppm），或先把数据转换为 CGCS2000"
+        )
+    return source
 
 
 def _offset(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,5 +278,8 @@ def to_storage(geoms: np.ndarray, source: SourceCrs) -> np.ndarray:
         return geoms
     from pyproj import Transformer
 
-    transformer = Transformer.from_crs(source.crs, STORAGE_EPSG, always_xy=True)
+    # A +towgs84 shift leads to WGS84 (taken as CGCS2000); asked for EPSG:4490 directly, PROJ
+    # would skip the shift and use a "ballpark" no-op.
+    target = 4326 if source.crs.is_bound else STORAGE_EPSG
+    transformer = Transformer.from_crs(source.crs, target, always_xy=True)
     return _apply(geoms, transformer.transform)

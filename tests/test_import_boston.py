@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
+from sqlalchemy import text
 
 from settings import PROJECT_ROOT
 from tests import import_helpers
@@ -58,16 +60,33 @@ def start_import(url: str, path, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def wait_for_line(proc: subprocess.Popen, marker: str) -> str:
-    """Read the import's output until a progress line containing marker."""
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line:
-            return line
-    raise AssertionError(
-        "import ended before " + marker + ":\n" + "".join(seen) + proc.stderr.read()
-    )
+def writer_waiting_on_gate(engine, table: str) -> int | None:
+    """pid of the backend that holds a write lock on table and is blocked inside its DELETE."""
+    return scalar(engine, (
+        "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'relation' AND l.relation = to_regclass(:t) "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid() "
+        "AND a.wait_event_type = 'Lock' AND a.query ILIKE 'DELETE FROM%'"
+    ), t=table)  # fmt: skip
+
+
+def wait_until(what: str, check, proc: subprocess.Popen | None = None, timeout: float = 120):
+    """Poll check() until it returns something truthy; fail (not skip) after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"import ended before {what}:\n{out}{err}")
+        time.sleep(0.05)
+    if proc is not None:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{what} not seen within {timeout} s:\n{out}{err}")
+    raise AssertionError(f"{what} not seen within {timeout} s")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
@@ -75,13 +94,28 @@ def test_killed_import_changes_nothing(import_url, db, tmp_path, sig):
     seed = write_csv(tmp_path / "seed.csv", "code,name,lon,lat", camera_rows(5, start=900_000))
     assert cli(import_url, "import", "camera", str(seed), "--mode", "upsert").returncode == 0
     before = count(db, "camera")
-    big = write_csv(tmp_path / "big.csv", "code,name,lon,lat", camera_rows(60_000))
-    proc = start_import(import_url, big, "--mode", "replace")
-    wait_for_line(proc, "写入数据库")
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    big = write_csv(tmp_path / "big.csv", "code,name,lon,lat", camera_rows(5_000))
+    # The gate: a row lock on the physically last camera row. The import's `--mode replace`
+    # DELETE takes its write lock on camera, deletes the rows before that one and then waits for
+    # the gate, so the signal always arrives while the real table holds uncommitted changes.
+    with db.connect() as gate:
+        gate.execute(text("SELECT code FROM camera ORDER BY ctid DESC LIMIT 1 FOR UPDATE"))
+        proc = start_import(import_url, big, "--mode", "replace")
+        try:
+            pid = wait_until("the DELETE on camera", lambda: writer_waiting_on_gate(db, "camera"),
+                             proc)  # fmt: skip
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            gate.rollback()
+    wait_until("the import's backend ending", lambda: not scalar(
+        db, "SELECT count(*) FROM pg_stat_activity WHERE pid = :p", p=pid), timeout=60)  # fmt: skip
     assert proc.returncode != 0
     assert count(db, "camera") == before
+    assert count(db, "camera", "code LIKE 'CAM9%'") == 5
     assert count(db, "camera", "code = 'CAM000001'") == 0
     if sig == signal.SIGINT:
         assert "导入已中断" in err and "Traceback" not in err
