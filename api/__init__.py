@@ -6,7 +6,7 @@ A handler parses nothing itself beyond the path: it hands the raw query to one s
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 
 from api import analytics, errors, layers, objects, places, tiles
 
@@ -17,3 +17,10 @@ def register(server: Flask) -> None:
     errors.register(server)
     for module in (tiles, layers, objects, places, analytics):
         server.register_blueprint(module.bp)
+
+    @server.after_request
+    def _no_store(resp):
+        # Every JSON answer of the API reflects one user's rights and areas: no shared caching.
+        if request.path.startswith("/api/") and "Cache-Control" not in resp.headers:
+            resp.headers["Cache-Control"] = "no-store"
+        return resp

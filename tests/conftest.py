@@ -214,3 +214,39 @@ def save_artifact(driver, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+# --- handler tier: the Flask app in-process ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dash_app(demo_database_url):
+    """A freshly built app on the demo database."""
+    from app import create_app  # importing app builds its module-level app: only when needed
+
+    return create_app(Settings(DATABASE_URL=demo_database_url))
+
+
+@pytest.fixture(scope="session")
+def client(dash_app):
+    """A test client of the app; callbacks find their registered output keys on it."""
+    test_client = dash_app.server.test_client()
+    test_client.callback_keys = list(dash_app.callback_map)
+    return test_client
+
+
+def auth(tokens: dict, role: str) -> dict:
+    """Headers of a request made with the role's API token."""
+    return {"Authorization": f"Bearer {tokens[role]}"}
+
+
+def district_token(engine, street: str) -> str:
+    """An API token of a district user limited to one street."""
+    with engine.begin() as conn:
+        name = f"d_{street}"
+        if (
+            conn.execute(text("SELECT 1 FROM app_user WHERE username = :u"), {"u": name}).first()
+            is None
+        ):
+            accounts.add_user(conn, name, "district", "district-pass-1", areas=[street])
+        return accounts.create_token(conn, name, "tests", 1)[1]

@@ -1,0 +1,229 @@
+"""Handler tier: the Flask app in-process (test client) on the demo city, no server process.
+
+Dash callbacks are called through `/_dash-update-component` exactly as the browser calls them, so
+what a page callback lets through is checked against the same rules as the JSON API.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from auth.roles import ROLES
+from layers.registry import LAYERS
+from tests.conftest import auth, district_token
+
+RESTRICTED = [x.id for x in LAYERS if x.restricted]
+ROLES_WITHOUT = [r for r, role in ROLES.items() if not role.restricted_layers]
+ROLES_WITH = [r for r, role in ROLES.items() if role.restricted_layers]
+
+
+def one(engine, sql: str, **params):
+    """One row of a query as a dict."""
+    with engine.connect() as conn:
+        return dict(conn.execute(text(sql), params).mappings().one())
+
+
+def callback(client, headers, outputs, inputs, state=()) -> dict:
+    """Call a Dash callback as the browser does; the JSON answer."""
+    body = {
+        "output": registered_output(client, outputs),
+        "outputs": [{"id": i, "property": p} for i, p in outputs]
+        if len(outputs) > 1 else {"id": outputs[0][0], "property": outputs[0][1]},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }  # fmt: skip
+    resp = client.post("/_dash-update-component", json=body, headers=headers)
+    assert resp.status_code in (200, 204), (resp.status_code, resp.data[:300])
+    return resp.get_json() or {}
+
+
+def registered_output(client, outputs) -> str:
+    """The callback key Dash registered for these outputs (duplicates carry an @hash suffix)."""
+    wanted = [f"{i}.{p}" for i, p in outputs]
+    for key in client.callback_keys:
+        parts = [part.split("@")[0] for part in key.strip(".").split("...")]
+        if parts == wanted:
+            return key
+    raise LookupError(wanted)
+
+
+def open_archive(client, headers, layer: str, object_id) -> str:
+    """The archive panel's content for a clicked object, as text."""
+    out = callback(client, headers, [("archive-body", "children"), ("panel-tabs", "value")],
+                   [("clicked-object", "data", {"layer": layer, "id": object_id})])  # fmt: skip
+    return str(out["response"]["archive-body"]["children"])
+
+
+@pytest.mark.parametrize("layer", RESTRICTED)
+@pytest.mark.parametrize("role", ROLES_WITHOUT)
+def test_page_archive_refuses_restricted_layers_like_the_api(client, role_tokens, demo_engine,
+                                                             layer, role):  # fmt: skip
+    table = next(x for x in LAYERS if x.id == layer).source
+    row = one(demo_engine, f'SELECT id, code FROM "{table}" ORDER BY id LIMIT 1')
+    shown = open_archive(client, auth(role_tokens, role), layer, row["id"])
+    assert "受限" in shown and row["code"] not in shown and "rtsp" not in shown
+    api = client.get(f"/api/objects/{layer}/{row['id']}", headers=auth(role_tokens, role))
+    assert api.status_code == 403
+
+
+@pytest.mark.parametrize("role", ROLES_WITH)
+def test_page_archive_opens_restricted_layers_for_roles_that_have_them(client, role_tokens,
+                                                                       demo_engine, role):  # fmt: skip
+    row = one(demo_engine, "SELECT id, code FROM camera ORDER BY id LIMIT 1")
+    before = one(demo_engine, "SELECT count(*) n FROM audit_log WHERE action = 'archive_view'")
+    shown = open_archive(client, auth(role_tokens, role), "camera", row["id"])
+    assert row["code"] in shown
+    entry = one(demo_engine, "SELECT count(*) n, max(ip) ip FROM audit_log "
+                             "WHERE action = 'archive_view' AND id > 0")  # fmt: skip
+    assert entry["n"] == before["n"] + 1 and entry["ip"]  # audited with the caller's address
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"layer": "camera", "id": "1 OR 1=1"},
+        {"layer": ["x"], "id": 1},
+        {"layer": "case", "id": -5},
+        {"layer": "no_such", "id": 1},
+    ],
+)
+def test_page_archive_refuses_malformed_input(client, role_tokens, bad):
+    shown = open_archive(client, auth(role_tokens, "admin"), bad["layer"], bad["id"])
+    assert "error" in shown
+
+
+@pytest.mark.parametrize(("lat", "lon", "zoom", "message"), [
+    (36.66, 117.05, 10**6, "zoom"), (36.66, 117.05, -1, "zoom"), (360, 117.05, 15, "lat"),
+    (36.66, "x", 15, "lon"), (36.66, 117.05, "15; DROP", "zoom")])  # fmt: skip
+def test_map_click_validates_every_number(client, role_tokens, lat, lon, zoom, message):
+    out = callback(client, auth(role_tokens, "admin"),
+                   [("location-body", "children"), ("clicked-object", "data"),
+                    ("marker-layer", "children"), ("panel-tabs", "value")],
+                   [("onemap-map", "clickData", {"latlng": {"lat": lat, "lng": lon}})],
+                   [("map-state", "data", {"layers": {"case": {}}}), ("onemap-map", "zoom", zoom)])  # fmt: skip
+    assert message in str(out["response"]["location-body"]["children"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["{bad json", '{"output": "x.y", "inputs": [1]}', "[]", '{"output": "archive-body.children"}'],
+)
+def test_malformed_dash_requests_are_400(client, role_tokens, body):
+    resp = client.post("/_dash-update-component", data=body, content_type="application/json",
+                       headers=auth(role_tokens, "admin"))  # fmt: skip
+    assert resp.status_code == 400 and resp.get_json()["error"]
+
+
+def test_component_suite_traversal_is_404(client, role_tokens):
+    for path in ("/_dash-component-suites/dash/../../../app.py",
+                 "/_dash-component-suites/dash/..%2F..%2F..%2Fapp.py"):  # fmt: skip
+        assert client.get(path, headers=auth(role_tokens, "admin")).status_code == 404
+
+
+def test_statistics_need_the_analytics_right(client, role_tokens):
+    assert (
+        client.get("/api/stats/case?by=status", headers=auth(role_tokens, "kiosk")).status_code
+        == 403
+    )
+    assert (
+        client.get("/api/stats/case?by=status", headers=auth(role_tokens, "leader")).status_code
+        == 200
+    )
+
+
+def test_statistics_by_date_are_grouped_and_capped(client, role_tokens, demo_engine):
+    resp = client.get(
+        "/api/stats/case?by=reported_at&period=month", headers=auth(role_tokens, "leader")
+    )
+    body = resp.get_json()
+    expected = one(demo_engine, "SELECT count(*) n, count(DISTINCT date_trunc('month', reported_at)) m "
+                                "FROM case_record")  # fmt: skip
+    assert body["total"] == expected["n"] and len(body["groups"]) == expected["m"]
+    assert all(g["value"].endswith("-01") for g in body["groups"])
+    days = client.get(
+        "/api/stats/case?by=reported_at", headers=auth(role_tokens, "leader")
+    ).get_json()
+    assert len(days["groups"]) <= 200 and days["total"] == expected["n"]
+    bad = client.get(
+        "/api/stats/case?by=reported_at&period=hour", headers=auth(role_tokens, "leader")
+    )
+    assert bad.status_code == 400
+
+
+def test_bulk_feature_reads_follow_the_export_rule(client, role_tokens, demo_engine):
+    small = client.get("/api/features/case?limit=500", headers=auth(role_tokens, "leader"))
+    assert small.status_code == 200
+    assert (
+        client.get("/api/features/case?limit=501", headers=auth(role_tokens, "leader")).status_code
+        == 403
+    )
+    before = one(demo_engine, "SELECT count(*) n FROM audit_log WHERE action = 'bulk_read'")["n"]
+    bulk = client.get("/api/features/case?limit=2000", headers=auth(role_tokens, "planner"))
+    assert bulk.status_code == 200 and bulk.get_json()["numberReturned"] > 500
+    after = one(demo_engine, "SELECT count(*) n, max(detail->>'rows') r FROM audit_log "
+                             "WHERE action = 'bulk_read'")  # fmt: skip
+    assert after["n"] == before + 1 and int(after["r"]) == bulk.get_json()["numberReturned"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/objects/case/1",
+        "/api/export/case?bbox=117.0,36.6,117.001,36.601",
+        "/api/me",
+        "/api/admin/audit",
+        "/api/features/case?limit=1",
+    ],
+)
+def test_private_json_is_never_stored(client, role_tokens, path):
+    resp = client.get(path, headers=auth(role_tokens, "admin"))
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+
+
+def test_tiles_that_depend_on_the_user_are_private(client, role_tokens, demo_engine, places_tile):
+    z, x, y = places_tile
+    shared = client.get(f"/tiles/component_01/{z}/{x}/{y}.pbf", headers=auth(role_tokens, "admin"))
+    assert shared.headers["Cache-Control"].startswith("public")
+    camera = client.get(f"/tiles/camera/{z}/{x}/{y}.pbf", headers=auth(role_tokens, "admin"))
+    assert camera.headers["Cache-Control"].startswith("private")
+    scoped = client.get(
+        f"/tiles/component_01/{z}/{x}/{y}.pbf", headers=auth(role_tokens, "district")
+    )
+    assert scoped.status_code in (200, 204, 403)
+    if scoped.status_code != 403:
+        assert scoped.headers["Cache-Control"].startswith("private")
+
+
+@pytest.fixture(scope="module")
+def places_tile(demo_engine) -> tuple[int, int, int]:
+    """A z14 tile inside the district user's street (the first street)."""
+    from tests.conftest import tile_of
+
+    row = one(demo_engine, "SELECT ST_X(p) lon, ST_Y(p) lat FROM (SELECT ST_PointOnSurface(geom) p "
+                           "FROM admin_area WHERE level = 'street' ORDER BY code LIMIT 1) s")  # fmt: skip
+    return (14, *tile_of(row["lon"], row["lat"], 14))
+
+
+def test_code_search_is_scoped_before_its_limit(client, role_tokens, demo_engine):
+    street = one(demo_engine, "SELECT code FROM admin_area WHERE level = 'street' ORDER BY code "
+                              "OFFSET 1 LIMIT 1")["code"]  # fmt: skip
+    inside = one(demo_engine, "SELECT count(*) n FROM component c WHERE c.code LIKE '370102%' AND "
+                              "ST_Intersects(c.geom, (SELECT geom FROM admin_area WHERE code = :s))",
+                 s=street)["n"]  # fmt: skip
+    first_ten = one(demo_engine, "SELECT count(*) n FROM (SELECT geom FROM component WHERE code LIKE "
+                                 "'370102%' ORDER BY code LIMIT 10) c WHERE ST_Intersects(c.geom, "
+                                 "(SELECT geom FROM admin_area WHERE code = :s))", s=street)["n"]  # fmt: skip
+    assert inside > 10 and first_ten < 10  # the old filter-after-limit would miss most of them
+    token = district_token(demo_engine, street)
+    hits = client.get(
+        "/api/search?q=370102", headers={"Authorization": f"Bearer {token}"}
+    ).get_json()
+    components = [h for h in hits["results"] if h["kind"] == "component"]
+    assert len(components) == 10
+    ids = [h["id"] for h in components]
+    outside = one(demo_engine, "SELECT count(*) n FROM component WHERE id = ANY(:ids) AND NOT "
+                               "ST_Intersects(geom, (SELECT geom FROM admin_area WHERE code = :s))",
+                  ids=ids, s=street)["n"]  # fmt: skip
+    assert outside == 0
