@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import auth
 
 ENDPOINTS = [
-    "/api/layers", "/api/features/case", "/api/export/case?bbox=117.0,36.6,117.001,36.601",
+    "/api/layers", "/api/features/case", "/api/export/case",
     "/api/stats/case", "/api/stats/green_space", "/api/objects/case/1", "/api/objects/case/x",
     "/api/geocode", "/api/reverse", "/api/search", "/api/labels/road", "/api/admin/district",
     "/api/admin/x", "/api/analytics", "/api/analytics/area_counts", "/api/me",
