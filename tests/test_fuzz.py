@@ -36,8 +36,15 @@ def test_no_parameter_value_gives_a_500(client, role_tokens, role, paths):
     assert failures == []
 
 
-@pytest.mark.parametrize("path", ["/api/objects/case/99999999999999999999999",
-                                  "/tiles/case/99/1/1.pbf", "/tiles/case/14/-1/5.pbf",
-                                  "/tiles/no_such/1/1/1.pbf", "/api/objects/case/0"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/objects/case/99999999999999999999999",
+        "/tiles/case/99/1/1.pbf",
+        "/tiles/case/14/-1/5.pbf",
+        "/tiles/no_such/1/1/1.pbf",
+        "/api/objects/case/0",
+    ],
+)
 def test_path_values_are_4xx(client, role_tokens, path):
     assert 400 <= client.get(path, headers=auth(role_tokens, "admin")).status_code < 500
