@@ -106,6 +106,14 @@ ALARM_STATES = ("未处理", "处理中", "已解除")
 GEOCODE_KINDS = ("门牌", "楼牌", "兴趣点")
 
 
+def checked(values, code_list, name: str) -> tuple:
+    """The values, after checking each is in the code list (for tables keyed by code values)."""
+    unknown = [v for v in values if v not in code_list]
+    if unknown:
+        raise ValueError(f"{name}: {unknown} not in the catalogue")
+    return tuple(values)
+
+
 def component_class_rows() -> list[dict]:
     """Rows for the component_class table (部件小类 with its 大类)."""
     return [

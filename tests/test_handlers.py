@@ -227,3 +227,27 @@ def test_code_search_is_scoped_before_its_limit(client, role_tokens, demo_engine
                                "ST_Intersects(geom, (SELECT geom FROM admin_area WHERE code = :s))",
                   ids=ids, s=street)["n"]  # fmt: skip
     assert outside == 0
+
+
+def test_pages_embed_no_restricted_metadata(client, role_tokens):
+    page = client.get("/", headers={**auth(role_tokens, "admin"), "Accept": "text/html"})
+    config = page.get_data(as_text=True).split('id="_dash-config"', 1)[1].split("</script>", 1)[0]
+    assert "validation_layout" in config  # Dash embeds the layout it checks callbacks against
+    assert "stream_url" not in config and "/tiles/camera/" not in config
+
+
+def test_polygon_statistics_are_clipped_to_the_area(client, role_tokens, demo_engine):
+    street = one(demo_engine, """
+        SELECT a.code FROM admin_area a JOIN green_space g ON ST_Intersects(g.geom, a.geom)
+        WHERE a.level IN ('street', 'community') AND NOT ST_Within(g.geom, a.geom)
+        ORDER BY a.code LIMIT 1""")["code"]  # an area that a green space crosses
+    body = client.get(f"/api/stats/green_space?by=kind&area={street}",
+                      headers=auth(role_tokens, "leader")).get_json()  # fmt: skip
+    expected = one(demo_engine, """
+        SELECT sum(ST_Area(ST_Intersection(g.geom, a.geom)::geography)) clipped,
+               sum(ST_Area(g.geom::geography)) whole
+        FROM green_space g JOIN admin_area a ON a.code = :s
+        WHERE ST_Intersects(g.geom, a.geom) AND NOT ST_Touches(g.geom, a.geom)""", s=street)
+    got = sum(g["area_m2"] for g in body["groups"])
+    assert got == pytest.approx(expected["clipped"], rel=1e-6)
+    assert expected["clipped"] < expected["whole"] - 1  # some green space crosses the boundary

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
+from geodata import catalog
 from loaders.demo.base import ROAD_WIDTH, District, Road
 from loaders.demo.bulk import Tables, points_ewkb
 from loaders.demo.names import PLACE_KINDS, NamePool
@@ -34,7 +35,9 @@ COMPONENT_RULES = [
     ("0501", ("支路",), 300.0, (1.0,)),  # 宣传栏
     ("0601", ("主干路",), 1500.0, (1.3,)),  # 重大危险源 (filling stations)
 ]
-STATUS_P = {"完好": 0.925, "破损": 0.05, "丢失": 0.012, "废弃": 0.008, "移除": 0.005}
+STATUS_P = dict(zip(catalog.COMPONENT_STATUSES, (0.925, 0.05, 0.012, 0.008, 0.005), strict=True))
+# Parking lot types with their shares (order kept: it fixes the seeded random draws).
+LOT_TYPES = catalog.checked(("路外", "地下", "立体", "路内"), catalog.PARKING_TYPES, "lot types")
 OWNER = {"01": "市政公用事业局", "02": "交通运输局", "03": "城市管理局环卫处", "04": "园林和林业绿化局",
          "05": "住房和城乡建设局", "06": "应急管理局"}  # fmt: skip
 
@@ -146,7 +149,18 @@ def add_geocodes(t: Tables, d: District, placed: Placed, rng) -> None:
     lat = d.lattice
     x, y, roads, numbers = door_addresses(d, rng)
     address = [f"济南市{lat.district_name}{r}{n}" for r, n in zip(roads, numbers, strict=True)]
-    _queue_geocodes(t, d, x, y, "门牌", address, roads, numbers, [None] * len(x), [None] * len(x))
+    _queue_geocodes(
+        t,
+        d,
+        x,
+        y,
+        catalog.GEOCODE_KINDS[0],
+        address,
+        roads,
+        numbers,
+        [None] * len(x),
+        [None] * len(x),
+    )
     bx, by, bnames = [], [], []
     for key, cell in lat.cells.items():
         if d.parcel_use.get(key) != "R":
@@ -204,7 +218,7 @@ def add_sanitation(t: Tables, d: District, placed: Placed, rng) -> None:
     for n, cell in enumerate(cells):
         if rng.random() < 0.045:
             p = cell.geom.representative_point()
-            rows.append((f"HC{cell.code}", f"{cell.code[-3:]}号公厕", "公共厕所", 12.0, "蹲位",
+            rows.append((f"HC{cell.code}", f"{cell.code[-3:]}号公厕", catalog.SANITATION_KINDS[0], 12.0, "蹲位",
                          "06:00-22:00", p.x, p.y))  # fmt: skip
         if n % 32 == 0:
             p = cell.geom.centroid
@@ -262,7 +276,7 @@ def add_parking(t: Tables, d: District, placed: Placed, rng, start: datetime, da
         cap = int(np.clip(rng.lognormal(4.6, 0.7), 20, 1200))
         kind = str(rng.choice(PROFILES, p=[0.3, 0.35, 0.25, 0.1]))
         full = rng.random() < 0.12
-        lot_type = str(rng.choice(["路外", "地下", "立体", "路内"], p=[0.45, 0.3, 0.1, 0.15]))
+        lot_type = str(rng.choice(LOT_TYPES, p=[0.45, 0.3, 0.1, 0.15]))
         fee = float(rng.choice([2.0, 3.0, 5.0, 8.0]))
         lots.append((lot_id, f"TC{cell.code}", f"{cell.code[-3:]}号停车场", cap, lot_type,
                      f"首小时{fee:g}元", fee, p.x, p.y))  # fmt: skip

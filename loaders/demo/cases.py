@@ -24,7 +24,11 @@ EVENT_MIX = {
     "0401": (1, 24),
 }  # fmt: skip
 COMPONENT_DEADLINE_H = 72
-SOURCES = ("监督员上报", "公众举报", "视频智能识别", "物联感知", "上级交办")
+SOURCES = catalog.checked(
+    ("监督员上报", "公众举报", "视频智能识别", "物联感知", "上级交办"),
+    catalog.CASE_SOURCES,
+    "case sources",
+)  # order fixes the seeded draws
 SOURCE_P = (0.55, 0.25, 0.12, 0.05, 0.03)
 DEPARTMENT = {"01": "城市管理局环卫处", "02": "城市管理行政执法局", "03": "住房和城乡建设局",
               "04": "市政公用事业局", "05": "城市管理行政执法局"}  # fmt: skip
@@ -147,10 +151,9 @@ def _stages(reported: datetime, hours: int, end: datetime, rng) -> list:
 def _status(stages: list, rng) -> str:
     """Status from the last stage reached (about 1% of cases are voided)."""
     if rng.random() < 0.01:
-        return "已作废"
-    names = ("待立案", "已立案", "已派遣", "已处置", "已核查", "已结案")
+        return catalog.CASE_STATUSES[-1]  # 已作废
     reached = max(i for i, s in enumerate(stages) if s is not None)
-    return names[reached]
+    return catalog.CASE_STATUSES[reached]  # one status per stage reached, in order
 
 
 def _add_duplicates(t: Tables, rows: list, geoms: list, rng) -> None:
@@ -163,7 +166,7 @@ def _add_duplicates(t: Tables, rows: list, geoms: list, rng) -> None:
         r[0] = r[0] + "D"
         later = timedelta(minutes=float(rng.uniform(5, 110)))
         r[8:14] = [s + later if s is not None else None for s in r[8:14]]
-        r[4] = "公众举报" if r[4] != "公众举报" else "监督员上报"
+        r[4] = SOURCES[1] if r[4] != SOURCES[1] else SOURCES[0]  # 公众举报 / 监督员上报
         dups.append((*r[:-1], geoms[i]))
     t.add("case_record", CASE_COLUMNS, dups)
 

@@ -14,12 +14,16 @@ from collections import defaultdict
 import numpy as np
 from shapely.geometry import LineString
 
+from geodata import catalog
 from loaders.demo.base import District
 from loaders.demo.bulk import Tables, geom_ewkb, points_ewkb
 
 MIN_SLOPE = 0.002
 COVER_M = 1.5
 DIAMETERS = (300, 400, 500, 600, 800, 1000, 1200, 1500, 1800, 2000)
+
+
+RAIN = catalog.PIPE_KINDS[0]  # 雨水: the demo drains rain water only
 
 
 def ground_level(x: float, y: float, y0: float) -> float:
@@ -124,7 +128,7 @@ def _queue_wells(t: Tables, nodes, invert, code, reachable) -> None:
     y = np.array([n[1] for n in reachable])
     t.add("drain_well", ("code", "kind", "pipe_kind", "ground_level_m", "invert_level_m",
                          "depth_m", "geom"),
-          [(code[n], "检查井", "雨水", round(nodes[n], 2), round(invert[n], 2),
+          [(code[n], "检查井", RAIN, round(nodes[n], 2), round(invert[n], 2),
             round(nodes[n] - invert[n], 2), g)
            for n, g in zip(reachable, points_ewkb(x, y), strict=True)])  # fmt: skip
 
@@ -141,7 +145,7 @@ def _queue_pipes(t: Tables, d: District, down, invert, code, rng) -> None:
     for n, p in sorted(down.items()):
         size = min(len(DIAMETERS) - 1, int(np.log2(upstream[n] + 1)))
         geoms.append(LineString([n, p]))
-        rows.append((f"GX{code[n]}", "雨水", DIAMETERS[size], str(rng.choice(["钢筋混凝土", "HDPE", "球墨铸铁"])),
+        rows.append((f"GX{code[n]}", RAIN, DIAMETERS[size], str(rng.choice(["钢筋混凝土", "HDPE", "球墨铸铁"])),
                      round(invert[n], 2), round(invert[p] + 0.0, 2), code[n], code[p],
                      int(rng.integers(1985, 2024)), f"{d.lattice.district_name}排水管理处"))  # fmt: skip
     t.add("drain_pipe", ("code", "kind", "diameter_mm", "material", "start_invert_m",
@@ -155,10 +159,10 @@ def _queue_outfalls(t: Tables, d: District, outfalls, code) -> None:
     y = np.array([o[1] + 5 for o in outfalls])
     dc = d.lattice.district_code
     t.add("drain_outfall", ("code", "name", "kind", "receiving_water", "geom"),
-          [(f"PK{code[o]}", f"{i + 1}号排口", "雨水", "小清河", g)
+          [(f"PK{code[o]}", f"{i + 1}号排口", RAIN, "小清河", g)
            for i, (o, g) in enumerate(zip(outfalls, points_ewkb(x, y), strict=True))])  # fmt: skip
     t.add("pump_station", ("code", "name", "kind", "capacity_m3h", "geom"),
-          [(f"BZ{dc}01", f"{d.lattice.district_name}雨水泵站", "雨水", 12000.0,
+          [(f"BZ{dc}01", f"{d.lattice.district_name}雨水泵站", RAIN, 12000.0,
             points_ewkb(x[:1] + 15, y[:1])[0])])  # fmt: skip
 
 
