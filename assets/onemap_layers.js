@@ -8,6 +8,9 @@ window.onemap = window.onemap || {};
 (function (ns) {
   "use strict";
   const st = { map: null, pane: null, active: {}, wanted: null, registry: {}, tilesLoaded: 0 };
+  /* A tile over the server's feature cap holds counts per cell marked `aggregated` instead of its
+     objects (layers/sql.py feature_tile_sql); such tiles are noted on the map. */
+  const AGGREGATED = "aggregated";
 
   function colourFor(layer, props) {
     const s = layer.style;
@@ -57,10 +60,13 @@ window.onemap = window.onemap || {};
       // Clicks are identified on the server (geodata/identify.py): VectorGrid's canvas hit test
       // calls L.DomEvent.fakeStop, which Leaflet >= 1.8 no longer has.
       interactive: false,
+      // keeps each tile's features by id (dropped on tileunload): how a tile is known aggregated
+      getFeatureId: function (f) { return f.properties.aggregated ? AGGREGATED : f.id; },
       minZoom: layer.min_zoom, maxNativeZoom: 18, maxZoom: 20,
       pane: layer.geometry === "polygon" ? "overlayPane" : "markerPane"
     });
     vg.on("load", function () { st.tilesLoaded += 1; });
+    vg.on("tileload tileunload load", updateNote);
     vg.onemapUrl = tileUrl(layer, cfg);
     return vg;
   }
@@ -76,6 +82,7 @@ window.onemap = window.onemap || {};
         delete st.active[id];
       }
     });
+    updateNote();
     Object.keys(wanted).forEach(function (id) {
       const layer = st.registry[id];
       if (!layer) { return; }
@@ -109,10 +116,41 @@ window.onemap = window.onemap || {};
       }).catch(function () { /* labels are decoration: a failed fetch leaves none */ });
   }
 
-  function escapeHtml(s) {
-    return String(s).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+  function escapeHtml(s) { return ns.escapeHtml(s); }  // assets/onemap.js (loaded first)
+
+  /* Whether a current tile of the layer came as counts because it held too many objects. */
+  function isAggregated(vg) {
+    const tiles = vg._tiles || {};
+    return Object.keys(tiles).some(function (key) {
+      const r = tiles[key].current && vg._vectorTiles && vg._vectorTiles[key];
+      return !!(r && r._features && r._features[AGGREGATED]);
     });
+  }
+
+  function aggregatedIds() {
+    return Object.keys(st.active).filter(function (id) { return isAggregated(st.active[id]); });
+  }
+
+  /* The map's note naming the layers shown as counts somewhere in the view (hidden when none). */
+  function updateNote() {
+    if (!st.map) { return; }
+    if (!st.note) {
+      st.note = L.control({ position: "bottomleft" });
+      st.note.onAdd = function () {
+        const div = L.DomUtil.create("div", "onemap-aggregate-note");
+        Object.assign(div.style, { background: "rgba(255, 255, 255, 0.9)", padding: "2px 6px",
+                                   borderRadius: "3px", fontSize: "12px", color: "#5d4037" });
+        return div;
+      };
+      st.note.addTo(st.map);
+    }
+    const titles = aggregatedIds().map(function (id) {
+      return (st.registry[id] || {}).title || id;
+    });
+    const div = st.note.getContainer();
+    div.textContent = titles.length ? "对象过多，部分区域按网格显示数量：" + titles.join("、") : "";
+    div.style.display = titles.length ? "" : "none";
+    st.map.getContainer().classList.toggle("onemap-aggregated", titles.length > 0);
   }
 
   function applyView() {
@@ -160,8 +198,14 @@ window.onemap = window.onemap || {};
                     tiles: Object.keys(st.active[id]._tiles || {}).length };
       });
       return { attached: !!st.map, layers: out, loads: st.tilesLoaded,
+               aggregated: aggregatedIds(),
                zoom: st.map ? st.map.getZoom() : null,
                center: st.map ? st.map.getCenter() : null };
+    },
+    /* The tile canvases of an active layer (tests and diagnostics). */
+    canvases: function (id) {
+      const tiles = (st.active[id] && st.active[id]._tiles) || {};
+      return Object.keys(tiles).map(function (k) { return tiles[k].el; });
     },
     map: function () { return st.map; }
   };

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -13,7 +14,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import text
 
 from callbacks.layer_tree import DEFAULT_ON
-from tests.conftest import save_artifact
+from layers.registry import REGISTRY
+from layers.sql import render_tile
+from tests.conftest import save_artifact, tile_of
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +50,27 @@ def errors(browser) -> list[dict]:
     return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
+PAINTED_JS = """
+const rgb = arguments[1].match(/[0-9a-f]{2}/gi).map(h => parseInt(h, 16));
+let n = 0;
+for (const cv of arguments[0]) {
+  if (!cv || !cv.getContext || !cv.width) { continue; }
+  const px = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+  for (let i = 0; i < px.length; i += 4) {
+    if (px[i + 3] > 50 && Math.abs(px[i] - rgb[0]) < 48 && Math.abs(px[i + 1] - rgb[1]) < 48
+        && Math.abs(px[i + 2] - rgb[2]) < 48) { n++; }
+  }
+}
+return n;"""
+
+
+def painted(browser, canvases: str, colour: str) -> int:
+    """Pixels of about `colour` (#rrggbb, not transparent) on the canvases a JS expression gives."""
+    return browser.execute_script(
+        f"return (function () {{ {PAINTED_JS} }})({canvases}, arguments[0]);", colour
+    )
+
+
 def one(engine, sql: str):
     """First row of a query."""
     with engine.connect() as conn:
@@ -64,15 +88,57 @@ def test_turning_a_layer_on_loads_its_tiles(live_server, browser, demo_engine):
     box.click()
     wait.until(lambda d: status(d)["layers"].get("unit_grid", {}).get("tiles", 0) > 0)
     wait.until(lambda d: len(tile_responses(d, "unit_grid")) > 0)
-    drawn = browser.execute_script(
-        "const c = [...document.querySelectorAll('.leaflet-tile-container canvas, canvas.leaflet-tile')];"
-        "return c.some(cv => { const g = cv.getContext('2d');"
-        " const px = g.getImageData(0, 0, cv.width, cv.height).data;"
-        " for (let i = 3; i < px.length; i += 4) { if (px[i] > 0) return true; } return false; });")  # fmt: skip
-    assert drawn, "no vector tile canvas has any painted pixel"
+    # the grid's own tile canvases show its outline colour (the road tiles do not count)
+    grid = "window.onemap.layers.canvases('unit_grid')"
+    colour = REGISTRY["unit_grid"].style.color
+    wait.until(lambda d: painted(d, grid, colour) > 50)
     legend = browser.find_element(By.CSS_SELECTOR, '[id*="unit_grid"][id*="layer-on"]')
     assert "单元网格" in legend.text
     save_artifact(browser, "layer_on")
+    assert errors(browser) == []
+
+
+STUB_TILE_JS = """
+const [path, b64] = arguments;
+const bytes = Uint8Array.from(atob(b64), ch => ch.charCodeAt(0));
+const real = window.__realFetch = window.__realFetch || window.fetch;
+window.fetch = function (url) {
+  if (String(url).includes(path)) {
+    return Promise.resolve(new Response(bytes, {
+      status: 200, headers: {'Content-Type': 'application/vnd.mapbox-vector-tile'}}));
+  }
+  return real.apply(this, arguments);
+};"""
+
+
+def test_an_aggregated_detail_tile_is_noted_on_the_map(live_server, browser, demo_engine):
+    c = one(demo_engine, "SELECT ST_X(c) lon, ST_Y(c) lat FROM "
+                         "(SELECT ST_Centroid(ST_Extent(geom)) c FROM unit_grid) x")  # fmt: skip
+    layer = REGISTRY["component_01"]
+    z = layer.detail_zoom
+    x, y = tile_of(c["lon"], c["lat"], z)
+    with demo_engine.connect() as conn:  # what the server sends for a tile over the cap
+        capped = render_tile(conn, layer, z, x, y, [], cap=10)
+    wait = open_page(browser, live_server,
+                     f"?layers=component_01&z={z - 1}&lat={c['lat']}&lon={c['lon']}",
+                     {"component_01"})  # fmt: skip
+    browser.execute_script(STUB_TILE_JS, f"/tiles/component_01/{z}/{x}/{y}.pbf",
+                           base64.b64encode(capped).decode())  # fmt: skip
+    try:
+        wait.until(lambda d: status(d)["layers"]["component_01"]["tiles"] > 0)
+        assert status(browser)["aggregated"] == []  # the counts below the detail zoom are normal
+        browser.execute_script("window.onemap.layers.map().setZoom(arguments[0])", z)
+        wait.until(lambda d: status(d)["aggregated"] == ["component_01"])
+        note = browser.find_element(By.CSS_SELECTOR, ".onemap-aggregate-note")
+        assert note.is_displayed() and layer.title in note.text and "数量" in note.text
+        assert "onemap-aggregated" in browser.find_element(By.ID, "onemap-map").get_attribute(
+            "class"
+        )
+        save_artifact(browser, "aggregated_tile")
+        browser.execute_script("window.onemap.layers.map().setZoom(arguments[0])", z + 1)
+        wait.until(lambda d: status(d)["aggregated"] == [] and not note.is_displayed())
+    finally:
+        browser.execute_script("if (window.__realFetch) { window.fetch = window.__realFetch; }")
     assert errors(browser) == []
 
 

@@ -19,6 +19,7 @@ from layers.aggregates import (
     render_aggregate_tile,
 )
 from layers.check import RegistryMismatch, check_registry
+from layers.filters import parse_filters
 from layers.registry import REGISTRY, Field, Layer
 from layers.sql import MAX_TILE_FEATURES, data_version, render_tile
 from settings import PROJECT_ROOT
@@ -81,11 +82,52 @@ def test_low_zoom_aggregates_counts(live_server, demo_engine, centre):
         assert total == sql_count(demo_engine, "left(class_code, 2) = '04'", z, x, y)
 
 
-def test_no_tile_exceeds_the_cap(live_server, centre):
-    for layer in ("component_04", "geocode", "case", "unit_grid", "road"):
-        for z in range(10, 18):
-            x, y = tile_of(*centre, z)
-            assert len(decode(fetch(live_server, layer, z, x, y), layer)) <= MAX_TILE_FEATURES
+def tile_cells(data: bytes, layer: str) -> list[dict]:
+    """Properties of the features of a tile that fell back to counts (all must be cells)."""
+    features = decode_bytes(data, layer)
+    assert features and all(set(f["properties"]) == {"count", "aggregated"} for f in features)
+    assert all(f["properties"]["aggregated"] is True for f in features)
+    return [f["properties"] for f in features]
+
+
+@pytest.mark.parametrize(("layer_id", "args", "where"), [
+    ("component_01", {}, "left(class_code, 2) = '01'"),
+    ("component_01", {"status": "完好"}, "left(class_code, 2) = '01' AND status = '完好'"),
+    ("case", {}, "true"),
+])  # fmt: skip
+def test_a_detail_tile_over_the_cap_sends_counts(demo_engine, centre, layer_id, args, where):
+    layer = REGISTRY[layer_id]
+    z = layer.detail_zoom
+    x, y = tile_of(*centre, z)
+    table = layer.tables[0]
+    expected = sql_count(demo_engine, where, z, x, y, table)
+    assert expected > 10
+    filters = parse_filters(layer, args, ignore=set())
+    with demo_engine.connect() as conn:
+        at_cap = decode_bytes(render_tile(conn, layer, z, x, y, filters, cap=expected), layer_id)
+        over = render_tile(conn, layer, z, x, y, filters, cap=expected - 1)
+        small = render_tile(conn, layer, z, x, y, filters, cap=10)
+    assert len(at_cap) == expected  # exactly at the cap: every object, as itself
+    assert all("count" not in f["properties"] for f in at_cap)
+    for data in (over, small):  # one more than the cap: counts per cell, none lost
+        assert sum(c["count"] for c in tile_cells(data, layer_id)) == expected
+
+
+@pytest.mark.parametrize(("layer_id", "z"), [("unit_grid", 15), ("road", 13)])
+def test_a_line_or_polygon_tile_over_the_cap_counts_points_on_surface(demo_engine, centre,
+                                                                      layer_id, z):  # fmt: skip
+    layer = REGISTRY[layer_id]
+    x, y = tile_of(*centre, z)
+    with demo_engine.connect() as conn:
+        expected = conn.execute(text(
+            f"SELECT count(*) FROM {layer.source} WHERE ST_Intersects(ST_Transform("
+            "ST_PointOnSurface(geom), 3857), ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"),
+            {"z": z, "x": x, "y": y}).scalar()  # fmt: skip
+        raw = decode_bytes(render_tile(conn, layer, z, x, y, []), layer_id)
+        over = render_tile(conn, layer, z, x, y, [], cap=len(raw) - 1)
+    assert expected > 1 and len(raw) >= expected
+    assert all("count" not in f["properties"] for f in raw)
+    assert sum(c["count"] for c in tile_cells(over, layer_id)) == expected
 
 
 def test_empty_tile_is_204(live_server):
