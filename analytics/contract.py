@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import shapely
+import shapely.geometry
 from sqlalchemy import Connection
 
 from auth.access import check_analytics
@@ -26,6 +28,35 @@ from geodata.versions import data_version
 from params import parse_choice, parse_float, parse_int, text_value
 
 OUTPUTS = ("layer", "table", "chart")
+MAX_POLYGON_VERTICES = 2000
+
+
+def parse_polygon(raw, name: str):
+    """A GeoJSON Polygon or MultiPolygon (object or JSON text, lon/lat, valid, bounded), or 400."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise BadRequest(f"参数 {name} 必须是 GeoJSON 多边形") from None
+    geom = raw.get("geometry", raw) if isinstance(raw, dict) else None
+    if not isinstance(geom, dict) or geom.get("type") not in ("Polygon", "MultiPolygon"):
+        raise BadRequest(f"参数 {name} 必须是 GeoJSON 多边形（Polygon 或 MultiPolygon）")
+    try:
+        shape = shapely.geometry.shape(geom)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise BadRequest(f"参数 {name} 不是有效的 GeoJSON 多边形") from None
+    minx, miny, maxx, maxy = shape.bounds if not shape.is_empty else (0, 0, 0, 0)
+    if (
+        shape.is_empty
+        or not shape.is_valid
+        or shapely.get_num_coordinates(shape) > MAX_POLYGON_VERTICES
+    ):
+        raise BadRequest(
+            f"参数 {name} 必须是有效、非空且不超过 {MAX_POLYGON_VERTICES} 个顶点的多边形"
+        )
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise BadRequest(f"参数 {name} 的坐标必须是经纬度")
+    return shape
 
 
 @dataclass(frozen=True)
@@ -34,7 +65,7 @@ class Param:
 
     name: str
     title: str
-    kind: str  # int | float | choice | area | text
+    kind: str  # int | float | choice | area | text | geometry (GeoJSON polygon in lon/lat)
     default: Any = None
     low: float | None = None
     high: float | None = None
@@ -53,6 +84,8 @@ class Param:
             return parse_float(raw, self.name, self.low, self.high)
         if self.kind == "choice":
             return parse_choice(raw, self.name, self.choices)
+        if self.kind == "geometry":
+            return parse_polygon(raw, self.name)
         if self.kind == "area":
             if not isinstance(raw, str) or not is_area_code(raw):
                 raise BadRequest(f"参数 {self.name} 必须是 6、9 或 12 位行政区划代码")
@@ -61,7 +94,8 @@ class Param:
 
     def describe(self) -> dict:
         """The parameter as JSON for clients (forms are built from it)."""
-        return {"name": self.name, "title": self.title, "kind": self.kind, "default": self.default,
+        default = None if self.kind == "geometry" else self.default
+        return {"name": self.name, "title": self.title, "kind": self.kind, "default": default,
                 "min": self.low, "max": self.high, "choices": list(self.choices),
                 "required": self.required}  # fmt: skip
 
@@ -147,11 +181,17 @@ def run_analysis(conn: Connection, user: User, analysis_id, raw: Mapping,
     analysis = find_analysis(analysis_id)
     values = analysis.parse(raw)
     version = data_version(conn, analysis.tables)
-    key = json.dumps([analysis.id, values, user.scope, user.role.name, version], default=str)
+    key = json.dumps(
+        [analysis.id, values, user.scope, user.role.name, version],
+        default=lambda v: v.wkt if hasattr(v, "wkt") else str(v),
+    )
     result = cache.get(key) if cache is not None and analysis.cached else None
     if result is None:
         result = analysis.run(conn, values, user)
         if cache is not None and analysis.cached:
             cache.put(key, result)
+    shown = {
+        k: (shapely.geometry.mapping(v) if hasattr(v, "wkt") else v) for k, v in values.items()
+    }
     return {"analysis": analysis.id, "title": analysis.title, "output": analysis.output,
-            "params": values, "data_version": version, "result": result}  # fmt: skip
+            "params": shown, "data_version": version, "result": result}  # fmt: skip

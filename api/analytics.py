@@ -8,6 +8,7 @@ from analytics.contract import ANALYSES, ResultCache, run_analysis
 from api.http import engine, private_json
 from auth.access import check_analytics
 from auth.web import current_user
+from errors import BadRequest
 from runtime import runtime
 
 bp = Blueprint("analytics", __name__)
@@ -27,8 +28,21 @@ def analyses():
 
 @bp.get("/api/analytics/<analysis_id>")
 def run(analysis_id: str):
-    """Run an analysis with the query's parameters."""
+    """Run an analysis with the query's parameters (format=geojson: the features themselves)."""
     with engine().connect() as conn:
         body = run_analysis(conn, current_user(), analysis_id, request.args.to_dict(),
                             result_cache())  # fmt: skip
+    if body["result"].get("type") == "FeatureCollection":
+        return private_json(body["result"])
+    return private_json(body)
+
+
+@bp.post("/api/analytics/park-coverage/what-if")
+def park_what_if():
+    """Coverage with a candidate park: JSON body {geometry: GeoJSON polygon, area, mode, rules}."""
+    raw = request.get_json(silent=True)
+    if not isinstance(raw, dict):
+        raise BadRequest("请求体必须是 JSON 对象，含 geometry（GeoJSON 多边形）")
+    with engine().connect() as conn:
+        body = run_analysis(conn, current_user(), "park-coverage-what-if", raw)
     return private_json(body)

@@ -87,6 +87,8 @@ LAND_USES = {
     "M": "工业用地", "W": "物流仓储用地", "S": "道路与交通设施用地",
     "U": "公用设施用地", "G": "绿地与广场用地", "E": "非建设用地", "H": "建设用地",
 }  # fmt: skip
+# Park kinds that count for the service-radius indicator (公园绿地 G1 and its sub-classes).
+PARK_KINDS = ("G1", "G11", "G12", "G13", "G14")
 # CJJ/T 85-2017 城市绿地分类.
 GREEN_KINDS = {
     "G1": "公园绿地", "G11": "综合公园", "G12": "社区公园", "G13": "专类公园",

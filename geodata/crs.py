@@ -283,3 +283,9 @@ def to_storage(geoms: np.ndarray, source: SourceCrs) -> np.ndarray:
     target = 4326 if source.crs.is_bound else STORAGE_EPSG
     transformer = Transformer.from_crs(source.crs, target, always_xy=True)
     return _apply(geoms, transformer.transform)
+
+
+def metric_epsg(lon: float) -> int:
+    """The CGCS2000 3° Gauss-Krüger CRS (central meridian as EPSG code) for a longitude."""
+    cm = 3 * round(lon / 3)
+    return gauss_kruger_epsg(3, min(135, max(75, cm)), True)
