@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from analytics.contract import ANALYSES, ResultCache, run_analysis
+from analytics.export import main_table, to_csv, to_xlsx
 from api.http import engine, private_json
 from auth.access import check_analytics
 from auth.web import current_user
@@ -12,6 +13,7 @@ from errors import BadRequest
 from runtime import runtime
 
 bp = Blueprint("analytics", __name__)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def result_cache() -> ResultCache:
@@ -35,6 +37,26 @@ def run(analysis_id: str):
     if body["result"].get("type") == "FeatureCollection":
         return private_json(body["result"])
     return private_json(body)
+
+
+@bp.get("/api/analytics/<analysis_id>/export.<fmt>")
+def export(analysis_id: str, fmt: str):
+    """An analysis result as CSV (its main table) or an XLSX workbook (every table)."""
+    if fmt not in ("csv", "xlsx"):
+        raise BadRequest("导出格式只能是 csv 或 xlsx（GeoJSON 用 format=geojson）")
+    with engine().connect() as conn:
+        body = run_analysis(conn, current_user(), analysis_id, request.args.to_dict(),
+                            result_cache())  # fmt: skip
+    if body["result"].get("type") == "FeatureCollection":
+        raise BadRequest("该结果是图层，请用 format=geojson 导出")
+    name = f"{analysis_id}.{fmt}"
+    if fmt == "csv":
+        resp = Response(to_csv(main_table(body["result"])), mimetype="text/csv; charset=utf-8")
+    else:
+        resp = Response(to_xlsx(body["result"], body["title"]), mimetype=XLSX)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.post("/api/analytics/park-coverage/what-if")

@@ -246,3 +246,32 @@ def test_a_district_user_asking_for_another_area_is_403(town):
     assert own.status_code == 200
     whole = get(town, "/api/analytics/park-coverage", "district").get_json()["result"]
     assert [r["code"] for r in whole["by_area"]] == ["370102902"]
+
+
+def test_exports_open_and_match_the_json(town):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    params = {"area": "370102"}
+    body = get(town, "/api/analytics/park-coverage", **params).get_json()["result"]
+    sheet = get(town, "/api/analytics/park-coverage/export.xlsx", **params)
+    assert sheet.status_code == 200 and sheet.headers["Content-Disposition"].endswith('.xlsx"')
+    book = load_workbook(io.BytesIO(sheet.data))
+    summary = {r[0]: r[1] for r in book["汇总"].iter_rows(values_only=True)}
+    assert summary["覆盖率(%)"] == body["coverage_pct"]
+    rows = list(book["分区"].iter_rows(values_only=True))
+    assert rows[0][:2] == ("编码", "名称") or "编码" in rows[0]
+    header = rows[0]
+    got = {r[header.index("编码")]: r[header.index("覆盖率(%)")] for r in rows[1:]}
+    assert got == {r["code"]: r["coverage_pct"] for r in body["by_area"]}
+    parks = list(book["公园"].iter_rows(values_only=True))
+    assert len(parks) - 1 == len(body["parks"])
+    text_csv = get(town, "/api/analytics/park-coverage/export.csv", **params).get_data(as_text=True)
+    table = list(csv.DictReader(io.StringIO(text_csv.lstrip("\ufeff"))))
+    assert [r["编码"] for r in table] == [r["code"] for r in body["by_area"]]
+    assert [float(r["居住用地面积(m²)"]) for r in table] == [
+        r["residential_area_m2"] for r in body["by_area"]
+    ]
+    assert get(town, "/api/analytics/park-coverage/export.pdf", **params).status_code == 400
