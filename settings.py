@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,10 +53,18 @@ class Settings(BaseSettings):
     tile_cache_mb: int = Field(default=256, ge=0)
     # Sessions are signed with this key (default: a random key kept in var/secret_key).
     secret_key: str = ""
+    # Idle lifetime of a session (the cookie's signature is renewed on every request).
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Absolute lifetime: a session older than this since sign-in is refused however active it is.
+    session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
     # How long a worker trusts a looked-up user (disabling or revoking takes effect within it).
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     secure_cookies: bool = False  # set true behind HTTPS
+    # Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none, use the peer).
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
+    # The origin users reach the app at (e.g. https://onemap.example.gov.cn); when set, Origin or
+    # Referer of state-changing requests must match it exactly instead of the request's Host.
+    public_origin: str = ""
     max_upload_mb: int = Field(default=50, ge=1)
     # Pages allowed to embed the dashboard in a frame (e.g. the big-screen portal); empty: none.
     frame_ancestors: str = ""
@@ -68,6 +77,16 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, v: str | None) -> str | None:
         return v or None
+
+    @field_validator("public_origin")
+    @classmethod
+    def _origin_only(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        parts = urlsplit(v)
+        if v and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+                  or parts.query or parts.fragment):  # fmt: skip
+            raise ValueError("ONEMAP_PUBLIC_ORIGIN 应形如 https://onemap.example.gov.cn")
+        return v
 
     def sqlalchemy_url(self) -> str:
         """The database URL for SQLAlchemy, falling back to the project-local cluster."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
+import shapely.errors
 import shapely.geometry
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
@@ -24,6 +25,7 @@ from geodata.catalog import SRID
 from geodata.crs import metric_epsg
 
 # The demo and real cities are small next to a GK zone: one zone per analysis is accurate to <0.1 %.
+PRECISION_M = 0.001  # overlay grid used only when GEOS fails on exact floating-point input
 CHILD_LEVEL = {None: "district", "district": "street", "street": "community"}
 
 
@@ -60,6 +62,46 @@ class Land:
             areas, self.parcel_area, out=np.zeros_like(areas), where=self.parcel_area > 0
         )
         return self.population * share
+
+
+def highest_dimension(geoms):
+    """Overlay results without their lower-dimension debris (a polygon's touching edge, a point)."""
+
+    def keep(g):
+        if shapely.get_type_id(g) != 7:  # not a GeometryCollection
+            return g
+        parts = shapely.get_parts(g)
+        top = shapely.get_dimensions(parts).max() if len(parts) else 2
+        kept = parts[shapely.get_dimensions(parts) == top]
+        return shapely.union_all(kept) if len(kept) else shapely.Polygon()
+
+    if isinstance(geoms, np.ndarray):
+        return np.array([keep(g) for g in geoms], dtype=object)
+    return keep(geoms)
+
+
+def intersection(a, b):
+    """shapely.intersection without debris, retried on a millimetre grid if GEOS cannot overlay."""
+    try:
+        return highest_dimension(shapely.intersection(a, b))
+    except shapely.errors.GEOSException:
+        return highest_dimension(shapely.intersection(a, b, grid_size=PRECISION_M))
+
+
+def difference(a, b):
+    """shapely.difference without debris, retried on a millimetre grid if GEOS cannot overlay."""
+    try:
+        return highest_dimension(shapely.difference(a, b))
+    except shapely.errors.GEOSException:
+        return highest_dimension(shapely.difference(a, b, grid_size=PRECISION_M))
+
+
+def union_all(geoms):
+    """shapely.union_all, retried on a millimetre grid when GEOS cannot resolve the overlay."""
+    try:
+        return shapely.union_all(geoms)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(geoms, grid_size=PRECISION_M)
 
 
 def allowed(user: User, code: str) -> bool:
@@ -126,7 +168,9 @@ RESIDENTIAL = text(
 def load_land(conn: Connection, area: Area) -> Land:
     """The residential land of the area, clipped to it."""
     rows = conn.execute(RESIDENTIAL, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid}).all()
-    parts = np.array([shapely.from_wkb(bytes(r.part)) for r in rows], dtype=object)
+    parts = highest_dimension(
+        np.array([shapely.from_wkb(bytes(r.part)) for r in rows], dtype=object)
+    )
     return Land(np.array([r.id for r in rows]), [r.code for r in rows],
                 np.array([float(r.population) for r in rows]),
                 np.array([float(r.parcel_area) for r in rows]), parts)  # fmt: skip
@@ -137,7 +181,7 @@ def covered_parts(land: Land, zone: BaseGeometry | None) -> np.ndarray:
     if zone is None or zone.is_empty or len(land.parts) == 0:
         return np.array([shapely.Polygon()] * len(land.parts), dtype=object)
     shapely.prepare(zone)
-    return shapely.intersection(land.parts, zone)
+    return intersection(land.parts, zone)
 
 
 @dataclass
@@ -178,8 +222,8 @@ def by_area(area: Area, land: Land, covered: np.ndarray) -> list[dict]:
     for code, name, geom in area.children:
         idx = tree.query(geom, predicate="intersects")
         sub = Land(land.ids[idx], [land.codes[i] for i in idx], land.population[idx],
-                   land.parcel_area[idx], shapely.intersection(land.parts[idx], geom))  # fmt: skip
-        f = figures(sub, shapely.intersection(covered[idx], geom))
+                   land.parcel_area[idx], intersection(land.parts[idx], geom))  # fmt: skip
+        f = figures(sub, intersection(covered[idx], geom))
         out.append({"code": code, "name": name, **f.json()})
     return out
 
@@ -217,4 +261,4 @@ def land_geojson(land: Land, geoms: np.ndarray, srid: int, measure: str) -> dict
 
 def uncovered_geojson(land: Land, covered: np.ndarray, srid: int) -> dict:
     """The uncovered residential land as GeoJSON."""
-    return land_geojson(land, shapely.difference(land.parts, covered), srid, "uncovered_m2")
+    return land_geojson(land, difference(land.parts, covered), srid, "uncovered_m2")

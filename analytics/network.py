@@ -27,6 +27,7 @@ from shapely import ops
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from analytics import coverage as cov
 from analytics.coverage import Area
 from geodata.catalog import SRID
 
@@ -163,5 +164,5 @@ def network_zone(conn: Connection, area: Area, facilities: np.ndarray, radius: n
         pieces = reached_roads(net, chosen, float(r))
         if pieces:
             parts.append(shapely.buffer(np.array(pieces, dtype=object), ACCESS_M, quad_segs=4))
-    zone = shapely.union_all(np.concatenate(parts))
-    return shapely.intersection(zone, straight_zone)
+    zone = cov.union_all(np.concatenate(parts))
+    return cov.intersection(zone, straight_zone)

@@ -47,7 +47,7 @@ def zones(conn: Connection, area: cov.Area, parks: Parks) -> Zones:
 def park_area_in(parks: Parks, area: cov.Area) -> float:
     """Area of qualifying parks inside the area, m² (for 人均公园绿地面积)."""
     return (
-        float(shapely.area(shapely.intersection(parks.geoms, area.geom)).sum())
+        float(shapely.area(cov.intersection(parks.geoms, area.geom)).sum())
         if len(parks.geoms)
         else 0.0
     )
@@ -67,9 +67,9 @@ def summary(conn: Connection, area: cov.Area, land: cov.Land, parks: Parks, mode
                                       strict=True):  # fmt: skip
         rows.append({**main_row, "coverage_pct_euclidean": e_row["coverage_pct"],
                      "coverage_pct_network": n_row["coverage_pct"]})  # fmt: skip
-    land_union = shapely.union_all(land.parts) if len(land.parts) else shapely.Polygon()
+    land_union = cov.union_all(land.parts) if len(land.parts) else shapely.Polygon()
     park_zones = parks.zones() if mode == "euclidean" else np.array(
-        [shapely.intersection(zn, z.network) for zn in parks.zones()], dtype=object)  # fmt: skip
+        [cov.intersection(zn, z.network) for zn in parks.zones()], dtype=object)  # fmt: skip
     return {
         "area": area.code, "area_name": area.name, "mode": mode, **main.json(),
         "park_area_m2": round(park_area, 1),
@@ -109,7 +109,7 @@ def run_what_if(conn: Connection, params: dict, user: User) -> dict:
     more = parks.with_park(candidate, params["historic"] == "true", rules)
     after = summary(conn, area, land, more, params["mode"], rules)
     z_before, z_after = (zones(conn, area, p).of(params["mode"]) for p in (parks, more))
-    newly = shapely.difference(cov.covered_parts(land, z_after), cov.covered_parts(land, z_before))
+    newly = cov.difference(cov.covered_parts(land, z_after), cov.covered_parts(land, z_before))
     gain = (after["coverage_pct"] or 0) - (before["coverage_pct"] or 0)
     return {**after, "gain_pct": round(gain, 2),
             "before": {k: before[k] for k in ("coverage_pct", "covered_area_m2", "served_population")},
@@ -127,7 +127,7 @@ def site_candidates(area: cov.Area, land: cov.Land, spacing: float) -> np.ndarra
     shapely.prepare(area.geom)
     points = points[shapely.contains(area.geom, points)]
     if len(land.parts):
-        residential = shapely.union_all(land.parts)
+        residential = cov.union_all(land.parts)
         shapely.prepare(residential)
         points = points[~shapely.intersects(residential, points)]
     return points
@@ -141,12 +141,12 @@ def greedy_sites(uncovered: BaseGeometry, disks: np.ndarray, k: int) -> list[tup
             break
         shapely.prepare(uncovered)
         gains = np.where(shapely.intersects(uncovered, disks),
-                         shapely.area(shapely.intersection(disks, uncovered)), 0.0)  # fmt: skip
+                         shapely.area(cov.intersection(disks, uncovered)), 0.0)  # fmt: skip
         best = int(np.argmax(gains)) if len(gains) else 0
         if not len(gains) or gains[best] <= 0:
             break
         chosen.append((best, float(gains[best])))
-        uncovered = shapely.difference(uncovered, disks[best])
+        uncovered = cov.difference(uncovered, disks[best])
     return chosen
 
 
@@ -162,9 +162,7 @@ def run_siting(conn: Connection, params: dict, user: User) -> dict:
     covered = cov.covered_parts(land, euclidean_zone(parks))
     base = cov.figures(land, covered)
     uncovered = (
-        shapely.union_all(shapely.difference(land.parts, covered))
-        if len(land.parts)
-        else shapely.Polygon()
+        cov.union_all(cov.difference(land.parts, covered)) if len(land.parts) else shapely.Polygon()
     )
     points = site_candidates(area, land, float(params["spacing_m"]))
     park_radius_m = (size / np.pi) ** 0.5  # a round park of that size

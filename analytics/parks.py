@@ -9,6 +9,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from analytics import coverage as cov
 from analytics.coverage import Area
 from analytics.coverage_rules import ParkRule, park_radius, size_class
 from geodata.catalog import PARK_KINDS, SRID
@@ -71,14 +72,14 @@ def load_parks(conn: Connection, area: Area, rules: tuple[ParkRule, ...]) -> Par
 
 def euclidean_zone(parks: Parks) -> BaseGeometry:
     """Union of the parks' service zones (straight-line reach)."""
-    return shapely.union_all(parks.zones()) if len(parks.geoms) else shapely.Polygon()
+    return cov.union_all(parks.zones()) if len(parks.geoms) else shapely.Polygon()
 
 
 def park_rows(parks: Parks, area: Area, land_union: BaseGeometry, zones: np.ndarray,
               rules: tuple[ParkRule, ...]) -> list[dict]:  # fmt: skip
     """Per park touching the area: size class, radius and the residential area it serves."""
     shapely.prepare(land_union)
-    served = shapely.area(shapely.intersection(zones, land_union))
+    served = shapely.area(cov.intersection(zones, land_union))
     inside = shapely.intersects(parks.geoms, area.geom)
     return [{"code": parks.codes[i], "name": parks.names[i], "area_m2": round(float(parks.area[i]), 1),
              "historic_district": bool(parks.historic[i]), "radius_m": float(parks.radius[i]),

@@ -62,9 +62,7 @@ def facility_coverage(conn: Connection, params: dict, user: User) -> dict:
                                      "kind": sanitation_kind, "reach": radius}).scalars()  # fmt: skip
     points = np.array([shapely.from_wkb(bytes(g)) for g in rows], dtype=object)
     radii = np.full(len(points), radius)
-    straight = (
-        shapely.union_all(shapely.buffer(points, radius)) if len(points) else shapely.Polygon()
-    )
+    straight = cov.union_all(shapely.buffer(points, radius)) if len(points) else shapely.Polygon()
     zone = {"euclidean": straight, "network": network_zone(conn, area, points, radii, straight)}
     covered = {m: cov.covered_parts(land, zone[m]) for m in zone}
     if params["format"] == "geojson":
@@ -85,22 +83,22 @@ def camera_coverage(conn: Connection, params: dict, user: User) -> dict:
     find_layer("camera", user)  # cameras are a restricted layer: same rule as everywhere
     area = cov.load_area(conn, user, params["area"])
     cams = conn.execute(CAMERAS, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid}).all()
-    views = shapely.union_all([sector(c.x, c.y, c.direction_deg, c.fov_deg, c.range_m) for c in cams]) \
+    views = cov.union_all([sector(c.x, c.y, c.direction_deg, c.fov_deg, c.range_m) for c in cams]) \
         if cams else shapely.Polygon()  # fmt: skip
-    roads = shapely.intersection(load_roads(conn, area, 0.0), area.geom)
+    roads = cov.intersection(load_roads(conn, area, 0.0), area.geom)
     roads = roads[~shapely.is_empty(roads)]
-    seen = shapely.intersection(roads, views)
+    seen = cov.intersection(roads, views)
     if params["format"] == "geojson":
-        blind = cov.to_lonlat(shapely.difference(roads, views), area.srid)
+        blind = cov.to_lonlat(cov.difference(roads, views), area.srid)
         return {"type": "FeatureCollection", "features": [
             {"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": {
                 "blind_m": round(float(g_len), 1)}}
-            for g, g_len in zip(blind, shapely.length(shapely.difference(roads, views)), strict=True)
+            for g, g_len in zip(blind, shapely.length(cov.difference(roads, views)), strict=True)
             if g_len > 0.5]}  # fmt: skip
     rows = []
     for code, name, geom in area.children:
-        total = float(shapely.length(shapely.intersection(roads, geom)).sum())
-        covered = float(shapely.length(shapely.intersection(seen, geom)).sum())
+        total = float(shapely.length(cov.intersection(roads, geom)).sum())
+        covered = float(shapely.length(cov.intersection(seen, geom)).sum())
         rows.append({"code": code, "name": name, "road_length_m": round(total, 1),
                      "covered_length_m": round(covered, 1),
                      "coverage_pct": round(100 * covered / total, 2) if total else None})  # fmt: skip

@@ -8,12 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from auth.passwords import hash_password, new_token, token_digest, verify_password
+from auth.passwords import hash_password, new_token, token_digest, verify_nothing, verify_password
 from auth.roles import ROLES, Role
 
-LOCK_WINDOW = timedelta(minutes=15)
-MAX_USER_FAILURES = 5
+# Sign-in throttling over a rolling window: failures of one user name from one address and all
+# failures from one address lock (429); the user name's failures from everywhere only slow it down.
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_PAIR_FAILURES = 5
 MAX_IP_FAILURES = 30
+DELAY_AFTER = 5
+MAX_DELAY = 8.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class User:
     role: Role
     areas: tuple[str, ...]
     display_name: str | None = None
+    generation: int = 0  # session generation: sessions signed in at an older one are refused
 
     @property
     def scope(self) -> tuple[str, ...] | None:
@@ -35,10 +40,10 @@ class User:
 def _user(row) -> User:
     """A User from a database row."""
     return User(row["id"], row["username"], ROLES[row["role"]], tuple(row["areas"] or ()),
-                row["display_name"])  # fmt: skip
+                row["display_name"], row["session_generation"])  # fmt: skip
 
 
-USER_COLUMNS = "id, username, role, areas, display_name"
+USER_COLUMNS = "id, username, role, areas, display_name, session_generation"
 
 
 def add_user(conn: Connection, username: str, role: str, password: str, *, areas=(),
@@ -63,7 +68,7 @@ def add_user(conn: Connection, username: str, role: str, password: str, *, areas
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
-    """Replace a user's password (and re-enable the account)."""
+    """Replace a user's password (and re-enable the account); ends the user's sessions."""
     done = conn.execute(text(
         "UPDATE app_user SET password_hash = :h, password_changed_at = now(), active = true "
         "WHERE username = :u"), {"u": username, "h": hash_password(password)})  # fmt: skip
@@ -72,7 +77,7 @@ def set_password(conn: Connection, username: str, password: str) -> None:
 
 
 def set_active(conn: Connection, username: str, active: bool) -> None:
-    """Enable or disable a user; disabling also revokes their tokens."""
+    """Enable or disable a user; disabling also revokes their tokens and ends their sessions."""
     done = conn.execute(text("UPDATE app_user SET active = :a WHERE username = :u"),
                         {"u": username, "a": active})  # fmt: skip
     if done.rowcount == 0:
@@ -93,23 +98,35 @@ def count_users(conn: Connection) -> int:
     return conn.execute(text("SELECT count(*) FROM app_user")).scalar()
 
 
-def too_many_failures(conn: Connection, username: str, ip: str) -> bool:
-    """Whether sign-in is throttled for this user name or address."""
-    since = datetime.now(UTC) - LOCK_WINDOW
+def sign_in_delay(failures: int) -> float:
+    """Seconds a sign-in waits after a user name's recent failures (from any address)."""
+    return 0.0 if failures < DELAY_AFTER else min(2.0 ** (failures - DELAY_AFTER), MAX_DELAY)
+
+
+def sign_in_throttle(conn: Connection, username: str, ip: str) -> tuple[bool, float]:
+    """(refused, delay): refused after too many failures of this name from this address or of
+    anything from this address within the window; else the delay the name's failures earn."""
+    since = datetime.now(UTC) - FAILURE_WINDOW
     row = conn.execute(text(
-        "SELECT count(*) FILTER (WHERE username = :u) AS by_user, count(*) FILTER (WHERE ip = :ip) "
-        "AS by_ip FROM login_failure WHERE at > :since AND (username = :u OR ip = :ip)"),
-        {"u": username, "ip": ip, "since": since}).mappings().one()  # fmt: skip
-    return row["by_user"] >= MAX_USER_FAILURES or row["by_ip"] >= MAX_IP_FAILURES
+        "SELECT count(*) FILTER (WHERE username = :u AND ip = :ip) AS pair, "
+        "count(*) FILTER (WHERE ip = :ip) AS by_ip, count(*) FILTER (WHERE username = :u) AS by_user "
+        "FROM login_failure WHERE at > :since AND (username = :u OR ip = :ip)"),
+        {"u": username[:80], "ip": ip[:64], "since": since}).mappings().one()  # fmt: skip
+    refused = row["pair"] >= MAX_PAIR_FAILURES or row["by_ip"] >= MAX_IP_FAILURES
+    return refused, sign_in_delay(row["by_user"])
 
 
 def authenticate(conn: Connection, username: str, password: str, ip: str) -> User | None:
-    """The active user with these credentials, or None (and the failure is recorded)."""
+    """The active user with these credentials, or None (and the failure is recorded). Unknown
+    and disabled users cost one Argon2 verification too, so timing does not tell them apart."""
     row = conn.execute(text(
-        f"SELECT {USER_COLUMNS}, password_hash FROM app_user WHERE username = :u AND active"),
+        f"SELECT {USER_COLUMNS}, active, password_hash FROM app_user WHERE username = :u"),
         {"u": username}).mappings().first()  # fmt: skip
-    if row is not None and verify_password(row["password_hash"], password):
-        conn.execute(text("DELETE FROM login_failure WHERE username = :u"), {"u": username})
+    if row is None or not row["active"]:
+        verify_nothing(password)
+    elif verify_password(row["password_hash"], password):
+        conn.execute(text("DELETE FROM login_failure WHERE username = :u AND ip = :ip"),
+                     {"u": username, "ip": ip[:64]})  # fmt: skip
         return _user(row)
     conn.execute(text("INSERT INTO login_failure (username, ip) VALUES (:u, :ip)"),
                  {"u": username[:80], "ip": ip[:64]})  # fmt: skip
@@ -121,6 +138,12 @@ def user_by_id(conn: Connection, user_id: int) -> User | None:
     row = conn.execute(text(f"SELECT {USER_COLUMNS} FROM app_user WHERE id = :i AND active"),
                        {"i": user_id}).mappings().first()  # fmt: skip
     return None if row is None else _user(row)
+
+
+def end_sessions(conn: Connection, user_id: int) -> None:
+    """Bump a user's session generation: every session signed in before stops working."""
+    conn.execute(text("UPDATE app_user SET session_generation = session_generation + 1 "
+                      "WHERE id = :i"), {"i": user_id})  # fmt: skip
 
 
 def create_token(conn: Connection, username: str, name: str, days: int | None) -> tuple[int, str]:
@@ -139,7 +162,8 @@ def create_token(conn: Connection, username: str, name: str, days: int | None) -
 def user_for_token(conn: Connection, token: str) -> User | None:
     """The user of a valid (unrevoked, unexpired) token; `last_used_at` kept to the minute."""
     row = conn.execute(text(
-        "SELECT t.id AS token_id, t.last_used_at, u.id, u.username, u.role, u.areas, u.display_name "
+        "SELECT t.id AS token_id, t.last_used_at, u.id, u.username, u.role, u.areas, u.display_name, "
+        "u.session_generation "
         "FROM api_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = :h AND u.active "
         "AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"),
         {"h": token_digest(token)}).mappings().first()  # fmt: skip

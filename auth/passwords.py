@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,6 +26,19 @@ def verify_password(stored: str, password: str) -> bool:
         return HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def dummy_hash() -> str:
+    """A hash of a random password, verified against for unknown or disabled users so that
+    every failed sign-in costs one Argon2 verification (no user-name enumeration by timing)."""
+    return HASHER.hash(secrets.token_urlsafe(16))
+
+
+def verify_nothing(password: str) -> bool:
+    """Spend the time of a real verification; always False."""
+    verify_password(dummy_hash(), password)
+    return False
 
 
 def new_password() -> str:

@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
+import unicodedata
 from datetime import timedelta
-from urllib.parse import urlencode, urlparse
+from urllib.parse import unquote, urlencode, urlsplit
 
-from flask import Flask, g, jsonify, redirect, render_template_string, request, session
+from flask import (
+    Flask,
+    g,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+)
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from auth import accounts
-from auth.passwords import token_digest
+from auth.passwords import dummy_hash, token_digest
 from errors import Forbidden, Unauthorized
 from runtime import runtime
 from settings import PROJECT_ROOT, Settings
 
-PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/login", "/logout", "/_favicon.ico")
+# Reachable without signing in: these exact paths, and static files under these prefixes.
+PUBLIC_PATHS = frozenset({"/login", "/login/token", "/logout", "/_favicon.ico"})
+PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
+DATA_PREFIXES = ("/api/", "/tiles/", "/_dash-")
 SECRET_FILE = PROJECT_ROOT / "var" / "secret_key"
-LOGIN_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>登录 · {{ title }}</title>
-<link rel="stylesheet" href="/assets/style.css"></head>
+THROTTLED = "登录失败次数过多，请 15 分钟后再试"
+BUSY = "该账号登录尝试过于频繁，请稍后再试"
+EXPIRED = "页面已过期，请重新登录"
+CROSS_SITE = "跨站请求被拒绝"
+TOKEN_IN_QUERY = "大屏令牌不能放在 ?t= 中（会写入访问日志），请改用 /login/token#t=<令牌>"
+TOKEN_PARAM = re.compile(r"(^|&)t=[^&]*")
+# Sign-ins sleeping out an account's delay at once, per worker: beyond it they are refused (429),
+# so a burst of attempts cannot park every server thread.
+DELAY_SLOTS = 2
+PAGE_HEAD = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ heading }} · {{ title }}</title>
+<link rel="stylesheet" href="/assets/style.css">"""
+LOGIN_PAGE = (
+    PAGE_HEAD
+    + """</head>
 <body class="login-body"><form class="login-form" method="post" action="/login">
 <h1>{{ title }}</h1>
 {% if message %}<p class="error" id="login-error">{{ message }}</p>{% endif %}
@@ -32,6 +59,29 @@ LOGIN_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <p class="hint">首次使用：管理员密码在 <code>make run</code> 的输出中，或运行
 <code>python -m loaders user reset admin</code> 重新生成。</p>
 </form></body></html>"""
+)
+# The big screen opens /login/token#t=<token>: the fragment never leaves the browser, and
+# assets/kiosk_login.js posts it from this form.
+KIOSK_PAGE = (
+    PAGE_HEAD
+    + """<script src="/assets/kiosk_login.js" defer></script></head>
+<body class="login-body"><form class="login-form" id="kiosk-login" method="post" action="/login/token">
+<h1>{{ title }}</h1>
+<p class="error" id="login-error"{% if not message %} hidden{% endif %}>{{ message }}</p>
+<input type="hidden" name="csrf_token" value="{{ csrf }}">
+<input type="hidden" name="t" id="kiosk-token">
+<p class="hint">大屏地址：<code>/login/token#t=&lt;大屏令牌&gt;</code>（# 之后的令牌不会发送到服务器日志）。</p>
+</form></body></html>"""
+)
+LOGOUT_PAGE = (
+    PAGE_HEAD
+    + """</head>
+<body class="login-body"><form class="login-form" method="post" action="/logout">
+<h1>{{ title }}</h1>
+<input type="hidden" name="csrf_token" value="{{ csrf }}">
+<button type="submit" id="logout-submit">退出登录</button>
+</form></body></html>"""
+)
 
 
 def secret_key(settings: Settings) -> str:
@@ -54,14 +104,34 @@ def current_user() -> accounts.User:
 
 
 def client_ip() -> str:
-    """The caller's address as the server sees it."""
+    """The caller's address: the peer, or X-Forwarded-For behind ONEMAP_TRUSTED_PROXIES."""
     return request.remote_addr or "?"
+
+
+def csrf_token() -> str:
+    """This session's CSRF token for forms (created on first use; empty outside a request)."""
+    if not has_request_context():
+        return ""
+    return session.setdefault("csrf", secrets.token_urlsafe(24))
+
+
+def _csrf_ok() -> bool:
+    """The form carries the session's CSRF token (both present and equal)."""
+    expected, given = session.get("csrf"), request.form.get("csrf_token", "")
+    return (isinstance(expected, str) and bool(expected)
+            and secrets.compare_digest(given.encode(), expected.encode()))  # fmt: skip
+
+
+def _wants_json() -> bool:
+    """An API client (JSON body or Accept preferring JSON) rather than a browser page."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return request.is_json or best == "application/json"
 
 
 class RecentUsers:
     """Users looked up in the last few seconds, per worker: a map view fires dozens of tile
     requests at once, and each would otherwise cost a database round trip. A disabled user or a
-    revoked token stops working within `ttl` seconds."""
+    revoked token stops working within `ttl` seconds (at once on the worker that revoked it)."""
 
     def __init__(self, ttl: float):
         self.ttl = ttl
@@ -82,35 +152,86 @@ class RecentUsers:
             self.items[key] = (now + self.ttl, user)
         return user
 
+    def forget(self, key: str) -> None:
+        """Drop a cached lookup (the next request loads it again)."""
+        with self.lock:
+            self.items.pop(key, None)
+
+
+def _session_user(settings: Settings, recent: RecentUsers) -> accounts.User | None:
+    """The user of a valid session cookie: signed in within the absolute lifetime, at the
+    user's current session generation, and still active."""
+    uid, gen, at = session.get("uid"), session.get("gen"), session.get("at")
+    if not all(isinstance(v, int) for v in (uid, gen, at)):
+        return None
+    if time.time() - at > settings.session_absolute_hours * 3600:
+        return None
+
+    def load():
+        with runtime().engine.connect() as conn:
+            return accounts.user_by_id(conn, uid)
+
+    key = f"u:{uid}"
+    user = recent.get(key, load)
+    if user is None or user.generation < gen:  # perhaps signed in after this worker looked it up
+        recent.forget(key)
+        user = recent.get(key, load)
+    return user if user is not None and user.generation == gen else None
+
 
 def _user_from_request(settings: Settings, recent: RecentUsers) -> accounts.User | None:
     """A bearer token or the signed session cookie, checked against the database."""
     header = request.headers.get("Authorization", "")
-    engine = runtime().engine
     if header.startswith("Bearer "):
         g.via_token = True
         token = header[7:].strip()
 
         def load_token():
-            with engine.begin() as conn:
+            with runtime().engine.begin() as conn:
                 return accounts.user_for_token(conn, token)
 
         return recent.get("t:" + token_digest(token), load_token)
-    uid = session.get("uid")
-    if not isinstance(uid, int):
-        return None
-
-    def load_session():
-        with engine.connect() as conn:
-            return accounts.user_by_id(conn, uid)
-
-    return recent.get(f"u:{uid}", load_session)
+    user = _session_user(settings, recent)
+    if user is None and "uid" in session:
+        session.clear()  # expired or revoked: drop the cookie
+    return user
 
 
-def _same_origin() -> bool:
-    """State-changing browser requests must come from our own pages (CSRF defence)."""
+def _start_session(user: accounts.User) -> None:
+    """A fresh session for a user who just signed in (new CSRF token, sign-in time, generation)."""
+    session.clear()
+    session.permanent = True
+    session.update(uid=user.id, gen=user.generation, at=int(time.time()),
+                   csrf=secrets.token_urlsafe(24))  # fmt: skip
+
+
+def _same_origin(settings: Settings) -> bool:
+    """State-changing browser requests must come from our own pages (CSRF defence): Origin or
+    Referer is ONEMAP_PUBLIC_ORIGIN when set, else the host the request was sent to."""
     source = request.headers.get("Origin") or request.headers.get("Referer")
-    return bool(source) and urlparse(source).netloc == request.host
+    if not source:
+        return False
+    parts = urlsplit(source)
+    if settings.public_origin:
+        return f"{parts.scheme}://{parts.netloc}".lower() == settings.public_origin.lower()
+    return parts.netloc == request.host
+
+
+def _redact_query_tokens(app):
+    """WSGI wrapper blanking a kiosk token sent as /login/token?t= before anything sees it:
+    gunicorn writes its access log from this same environ."""
+
+    def wrapped(environ, start_response):
+        query = environ.get("QUERY_STRING", "")
+        if environ.get("PATH_INFO", "").rstrip("/") == "/login/token" and "t=" in query:
+            query = TOKEN_PARAM.sub(r"\1t=[redacted]", query)
+            environ["QUERY_STRING"] = query
+            for key in ("RAW_URI", "REQUEST_URI"):
+                if key in environ:
+                    environ[key] = environ[key].split("?", 1)[0] + "?" + query
+        return app(environ, start_response)
+
+    return wrapped
 
 
 def register(server: Flask, settings: Settings) -> None:
@@ -123,19 +244,23 @@ def register(server: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
     )  # fmt: skip
+    if settings.trusted_proxies:
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.trusted_proxies)
+    server.wsgi_app = _redact_query_tokens(server.wsgi_app)
+    dummy_hash()  # computed once before gunicorn forks the workers
 
     @server.before_request
     def _guard():
-        if request.path.startswith(PUBLIC_PREFIXES):
+        if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
             return None
         g.user = _user_from_request(settings, recent)
         if g.user is None:
-            if request.path.startswith(("/api/", "/tiles/", "/_dash-")):
+            if request.path.startswith(DATA_PREFIXES):
                 return jsonify({"error": "请先登录", "status": 401}), 401
             return redirect("/login?" + urlencode({"next": request.full_path.rstrip("?")}))
         unsafe = request.method not in ("GET", "HEAD", "OPTIONS") and not g.get("via_token")
-        if unsafe and not _same_origin():
-            return jsonify({"error": "跨站请求被拒绝", "status": 403}), 403
+        if unsafe and not _same_origin(settings):
+            return jsonify({"error": CROSS_SITE, "status": 403}), 403
         return None
 
     @server.after_request
@@ -147,7 +272,7 @@ def register(server: Flask, settings: Settings) -> None:
             resp.headers["X-Frame-Options"] = "DENY"
         return resp
 
-    register_login_routes(server, settings)
+    register_login_routes(server, settings, recent)
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -160,62 +285,113 @@ def content_security_policy(settings: Settings) -> str:
             f"frame-ancestors {frames}; base-uri 'self'; form-action 'self'")  # fmt: skip
 
 
+def _unsafe_char(c: str) -> bool:
+    """Whitespace, control or format characters (browsers drop some of them from URLs)."""
+    return c.isspace() or unicodedata.category(c).startswith("C")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only local paths are followed after sign-in (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """Only local paths are followed after sign-in (no open redirect): a single leading slash,
+    and no whitespace, control characters or backslashes, raw or percent-encoded."""
+    if not target or not target.startswith("/") or any(_unsafe_char(c) for c in target):
+        return "/"
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    for _ in range(3):  # %252F -> %2F -> /
+        path = unquote(path)
+    if path.startswith("//") or "\\" in path or any(_unsafe_char(c) for c in path):
         return "/"
     return target
 
 
-def register_login_routes(server: Flask, settings: Settings) -> None:
-    """GET/POST /login, POST /logout, GET /api/me."""
+def register_login_routes(server: Flask, settings: Settings, recent: RecentUsers) -> None:
+    """GET/POST /login, GET/POST /login/token, GET/POST /logout, GET /api/me."""
+    delay_slots = threading.BoundedSemaphore(DELAY_SLOTS)
 
-    def page(message: str = "", status: int = 200):
-        session.setdefault("csrf", secrets.token_urlsafe(24))
-        html = render_template_string(LOGIN_PAGE, title=settings.title, message=message,
-                                      csrf=session["csrf"], next=_safe_next(request.values.get("next")))  # fmt: skip
+    def page(template: str, heading: str, message: str = "", status: int = 200, **values):
+        if message and status >= 400 and _wants_json():
+            return jsonify({"error": message, "status": status}), status
+        html = render_template_string(template, title=settings.title, heading=heading,
+                                      message=message, csrf=csrf_token(), **values)  # fmt: skip
         return html, status
+
+    def login_page(message: str = "", status: int = 200):
+        nxt = _safe_next(request.values.get("next"))
+        return page(LOGIN_PAGE, "登录", message, status, next=nxt)
+
+    def kiosk_page(message: str = "", status: int = 200):
+        return page(KIOSK_PAGE, "大屏登录", message, status)
 
     @server.get("/login")
     def login_form():
-        return page()
+        return login_page()
 
     @server.post("/login")
     def login():
-        if request.form.get("csrf_token") != session.get("csrf") or not _same_origin():
-            return page("页面已过期，请重新登录", 400)
+        if not _csrf_ok() or not _same_origin(settings):
+            return login_page(EXPIRED, 400)
         username = request.form.get("username", "").strip()[:80]
         password = request.form.get("password", "")
-        with runtime().engine.begin() as conn:
-            if accounts.too_many_failures(conn, username, client_ip()):
-                accounts.audit(conn, username, "login_throttled", ip=client_ip())
-                return page("登录失败次数过多，请 15 分钟后再试", 429)
-            user = accounts.authenticate(conn, username, password, client_ip())
-            accounts.audit(conn, username, "login" if user else "login_failed", ip=client_ip())
+        engine, ip = runtime().engine, client_ip()
+        with engine.connect() as conn:
+            refused, delay = accounts.sign_in_throttle(conn, username, ip)
+        busy = not refused and delay > 0 and not delay_slots.acquire(blocking=False)
+        if refused or busy:
+            with engine.begin() as conn:
+                accounts.audit(conn, username, "login_throttled", ip=ip)
+            return login_page(BUSY if busy else THROTTLED, 429)
+        if delay:  # the account has failed from elsewhere: slow down, but do not lock it
+            try:
+                time.sleep(delay)
+            finally:
+                delay_slots.release()
+        with engine.begin() as conn:
+            user = accounts.authenticate(conn, username, password, ip)
+            accounts.audit(conn, username, "login" if user else "login_failed", ip=ip)
         if user is None:
-            return page("用户名或密码错误", 401)
-        session.clear()
-        session.permanent = True
-        session["uid"] = user.id
+            return login_page("用户名或密码错误", 401)
+        _start_session(user)
         return redirect(_safe_next(request.form.get("next")))
 
     @server.get("/login/token")
+    def kiosk_form():
+        """The big screen's page: its script posts the token from the URL fragment (#t=)."""
+        if "t" in request.args:  # the token would be in every access log on the way
+            return kiosk_page(TOKEN_IN_QUERY, 400)
+        return kiosk_page()
+
+    @server.post("/login/token")
     def login_with_token():
-        """The big screen signs in from a URL holding its kiosk token (bound to that screen)."""
-        token = request.args.get("t", "")
+        """The big screen signs in with its kiosk token (bound to that screen)."""
+        if not _csrf_ok() or not _same_origin(settings):
+            return kiosk_page("页面已过期，请重新打开大屏地址", 400)
+        token = request.form.get("t", "").strip()
         with runtime().engine.begin() as conn:
             user = accounts.user_for_token(conn, token) if token else None
             if user is None or user.role.name != "kiosk":
                 accounts.audit(conn, None, "login_failed", "kiosk-token", ip=client_ip())
-                return page("大屏令牌无效或已吊销", 401)
+                return kiosk_page("大屏令牌无效或已吊销", 401)
             accounts.audit(conn, user.username, "login", "kiosk-token", ip=client_ip())
-        session.clear()
-        session.permanent = True
-        session["uid"] = user.id
+        _start_session(user)
         return redirect("/")
 
-    @server.route("/logout", methods=["GET", "POST"])
+    @server.get("/logout")
+    def logout_form():
+        """A page with the sign-out button: signing out changes state, so it takes a POST."""
+        if _session_user(settings, recent) is None:
+            return redirect("/login")
+        return page(LOGOUT_PAGE, "退出登录")
+
+    @server.post("/logout")
     def logout():
+        """End this user's sessions everywhere (a copied cookie dies with them)."""
+        user = _session_user(settings, recent)
+        if user is not None:
+            if not _csrf_ok() or not _same_origin(settings):
+                return jsonify({"error": CROSS_SITE, "status": 403}), 403
+            with runtime().engine.begin() as conn:
+                accounts.end_sessions(conn, user.id)
+                accounts.audit(conn, user.username, "logout", ip=client_ip())
+            recent.forget(f"u:{user.id}")
         session.clear()
         return redirect("/login")
 

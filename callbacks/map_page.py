@@ -9,7 +9,8 @@ from flask import has_request_context
 
 from auth.access import visible_layers
 from auth.accounts import User
-from callbacks import area_focus, ids, layer_tree, side_panel
+from auth.web import csrf_token
+from callbacks import analysis_panel, area_focus, ids, layer_tree, side_panel
 from callbacks.pages import Page
 from layers.registry import layer_json
 from runtime import runtime
@@ -48,7 +49,7 @@ def layout(settings: Settings, user: User, query: str) -> html.Div:
                 children=[
                     html.Aside(layer_tree.tree(layers, init), className="onemap-sidebar"),
                     html.Div(base_map(settings, outline), className="onemap-map-wrap"),
-                    html.Aside(side_panel.panel(), className="onemap-panel"),
+                    html.Aside(side_panel.panel(user), className="onemap-panel"),
                 ],
             ),
         ],
@@ -77,7 +78,25 @@ def header(settings: Settings, user, area: str | None) -> html.Header:
                     html.Span(
                         f"{user.display_name or user.username}（{user.role.title}）", id="user-name"
                     ),
-                    html.A("退出", href="/logout", className="logout"),
+                    html.Form(  # signing out changes state: a POST carrying the CSRF token
+                        html.Button(
+                            "退出",
+                            type="submit",
+                            name="csrf_token",
+                            value=csrf_token(),
+                            className="logout",
+                            style={
+                                "background": "none",
+                                "border": 0,
+                                "padding": 0,
+                                "font": "inherit",
+                                "cursor": "pointer",
+                            },
+                        ),
+                        method="post",
+                        action="/logout",
+                        style={"margin": 0},
+                    ),
                 ],
             ),
         ],
@@ -123,6 +142,7 @@ def base_map(settings: Settings, outline: dict | None = None) -> dl.Map:
                 interactive=False,
             ),
             dl.LayerGroup(id=ids.MARKER_LAYER),
+            *analysis_panel.overlays(),
             dl.ScaleControl(position="bottomleft", imperial=False),
             dl.FullScreenControl(position="topleft", title="全屏", titleCancel="退出全屏"),
         ],
@@ -134,6 +154,7 @@ def register(app, settings: Settings) -> None:
     layer_tree.register(app)
     area_focus.register(app, settings)
     side_panel.register(app, settings)
+    analysis_panel.register(app, settings)
 
 
 PAGE = Page(path="/", title="一张图", layout=layout, register=register)

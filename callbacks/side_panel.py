@@ -9,7 +9,7 @@ from dash.exceptions import PreventUpdate
 
 from auth.accounts import User
 from auth.web import client_ip, current_user
-from callbacks import ids
+from callbacks import analysis_panel, ids
 from callbacks.ui import CODE_NAMES
 from errors import OneMapError
 from layers.registry import REGISTRY
@@ -47,7 +47,7 @@ def search_box() -> html.Div:
     )
 
 
-def panel() -> dcc.Tabs:
+def panel(user: User) -> dcc.Tabs:
     """Tabs of the side panel, each with a loading indicator."""
     return dcc.Tabs(id=ids.PANEL_TABS, value="stats", className="panel-tabs", children=[
         dcc.Tab(label="统计", value="stats", children=dcc.Loading(html.Div(id=STATS_ID))),
@@ -56,6 +56,7 @@ def panel() -> dcc.Tabs:
         dcc.Tab(label="查询", value="search", children=[
             dcc.Loading(html.Div(id=RESULTS_ID)), dcc.Store(id=RESULTS_STORE),
             html.Div(id=LOCATION_ID, children=html.P("点击地图任意位置查询地址与网格", className="hint"))]),
+        dcc.Tab(label="分析", value="analysis", children=analysis_panel.panel(user)),
     ])  # fmt: skip
 
 

@@ -590,7 +590,7 @@ class Alarm(Base):
 
 
 # --- platform tables: data versions, tile aggregates, access control -------------------------
-# Created by migrations 0002–0004 (triggers and functions stay in the migrations); declared here so
+# Created by migrations 0002–0006 (triggers and functions stay in the migrations); declared here so
 # that every table lives in the models and alembic autogenerate sees no drift.
 
 
@@ -640,6 +640,9 @@ class AppUser(Base):
     password_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # Bumped on sign-out and (by a trigger, migration 0006) on password, role, area changes and
+    # disabling; a session cookie carries the generation it was signed in at.
+    session_generation: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class ApiToken(Base):

@@ -199,10 +199,12 @@ def browser(tmp_path_factory, live_server):
 
 
 def sign_in(driver, base: str, username: str, password: str = TEST_PASSWORD) -> None:
-    """Sign in through the real login form."""
+    """Sign in through the real login form (as a new visitor: the cookies are dropped first)."""
     from selenium.webdriver.common.by import By
 
-    driver.get(base + "/logout")
+    driver.get(base + "/login")
+    driver.delete_all_cookies()
+    driver.get(base + "/login")
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "login-submit").click()

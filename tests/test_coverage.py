@@ -275,3 +275,17 @@ def test_exports_open_and_match_the_json(town):
         r["residential_area_m2"] for r in body["by_area"]
     ]
     assert get(town, "/api/analytics/park-coverage/export.pdf", **params).status_code == 400
+
+
+def test_polygon_statistics_are_clipped_to_the_area(town):
+    crossing = box(1980, 1500, 2020, 1540)  # a green space across the streets 901 / 902
+    with town["engine"].begin() as conn:
+        conn.execute(text("INSERT INTO green_space (code, name, kind, geom) VALUES ('P_CROSS', "
+                          "'跨界绿地', 'G2', ST_GeomFromEWKT(:g))"), {"g": ewkt(crossing)})  # fmt: skip
+    try:
+        body = get(town, "/api/stats/green_space", by="kind", area="370102901").get_json()
+        clipped = {g["value"]: g["area_m2"] for g in body["groups"]}
+        assert clipped["G2"] == pytest.approx(crossing.area / 2, rel=1e-4)  # only its half in 901
+    finally:
+        with town["engine"].begin() as conn:
+            conn.execute(text("DELETE FROM green_space WHERE code = 'P_CROSS'"))

@@ -236,18 +236,29 @@ def test_pages_embed_no_restricted_metadata(client, role_tokens):
     assert "stream_url" not in config and "/tiles/camera/" not in config
 
 
-def test_polygon_statistics_are_clipped_to_the_area(client, role_tokens, demo_engine):
-    street = one(demo_engine, """
-        SELECT a.code FROM admin_area a JOIN green_space g ON ST_Intersects(g.geom, a.geom)
-        WHERE a.level IN ('street', 'community') AND NOT ST_Within(g.geom, a.geom)
-        ORDER BY a.code LIMIT 1""")["code"]  # an area that a green space crosses
-    body = client.get(f"/api/stats/green_space?by=kind&area={street}",
-                      headers=auth(role_tokens, "leader")).get_json()  # fmt: skip
-    expected = one(demo_engine, """
-        SELECT sum(ST_Area(ST_Intersection(g.geom, a.geom)::geography)) clipped,
-               sum(ST_Area(g.geom::geography)) whole
-        FROM green_space g JOIN admin_area a ON a.code = :s
-        WHERE ST_Intersects(g.geom, a.geom) AND NOT ST_Touches(g.geom, a.geom)""", s=street)
-    got = sum(g["area_m2"] for g in body["groups"])
-    assert got == pytest.approx(expected["clipped"], rel=1e-6)
-    assert expected["clipped"] < expected["whole"] - 1  # some green space crosses the boundary
+def test_analysis_panel_runs_coverage_and_what_if(client, role_tokens, demo_engine):
+    headers = auth(role_tokens, "planner")
+    out = callback(client, headers, [("an-result", "children"), ("an-uncovered", "data")],
+                   [("an-run", "n_clicks", 1)],
+                   [("an-facility", "value", "park"), ("an-mode", "value", "euclidean"),
+                    ("an-rules", "value", "5000:500,2000:300,1000:300:h"), ("area-value", "data", None)])  # fmt: skip
+    shown = str(out["response"]["an-result"]["children"])
+    api = client.get("/api/analytics/park-coverage", headers=headers).get_json()["result"]
+    assert f"{api['coverage_pct']:.2f}%" in shown and "步行路网覆盖率" in shown
+    assert out["response"]["an-uncovered"]["data"]["type"] == "FeatureCollection"
+    park = one(demo_engine, "SELECT ST_AsGeoJSON(ST_Transform(ST_Buffer(ST_Centroid(geom)::geography, 60)"
+                            "::geometry, 4326))::json g FROM land_parcel WHERE land_use LIKE 'R%' "
+                            "ORDER BY id LIMIT 1")["g"]  # fmt: skip
+    drawn = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": park,
+                                                        "properties": {}}]}  # fmt: skip
+    out = callback(client, headers, [("an-what-if", "children"), ("an-newly", "data")],
+                   [("an-draw", "geojson", drawn)],
+                   [("an-mode", "value", "euclidean"), ("an-rules", "value", ""),
+                    ("area-value", "data", None)])  # fmt: skip
+    assert "覆盖率" in str(out["response"]["an-what-if"]["children"])
+    assert out["response"]["an-newly"]["data"]["type"] == "FeatureCollection"
+    refused = callback(client, auth(role_tokens, "kiosk"), [("an-result", "children"), ("an-uncovered", "data")],
+                       [("an-run", "n_clicks", 1)],
+                       [("an-facility", "value", "park"), ("an-mode", "value", "euclidean"),
+                        ("an-rules", "value", ""), ("area-value", "data", None)])  # fmt: skip
+    assert "不能使用统计分析" in str(refused["response"]["an-result"]["children"])
