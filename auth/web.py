@@ -331,6 +331,8 @@ def register_login_routes(server: Flask, settings: Settings, recent: RecentUsers
             return login_page(EXPIRED, 400)
         username = request.form.get("username", "").strip()[:80]
         password = request.form.get("password", "")
+        if "\x00" in username or "\x00" in password:  # PostgreSQL text cannot hold NUL
+            return login_page("用户名或密码含有不允许的字符", 400)
         engine, ip = runtime().engine, client_ip()
         with engine.connect() as conn:
             refused, delay = accounts.sign_in_throttle(conn, username, ip)

@@ -155,10 +155,16 @@ def test_export_is_for_planners_and_audited(live_server, role_tokens, demo_engin
 
 def test_restricted_archive_views_are_audited(live_server, role_tokens, demo_engine):
     cam = scalar(demo_engine, "SELECT min(id) FROM camera")
+    entries = ("SELECT count(*) FROM audit_log WHERE action = 'archive_view' AND target = :t "
+               "AND username = 't_leader' AND ip = '127.0.0.1'")  # fmt: skip
+    before = scalar(demo_engine, entries, t=f"camera/{cam}")
     resp = as_role(role_tokens, "leader").get(f"{live_server}/api/objects/camera/{cam}", timeout=30)
     assert resp.status_code == 200
-    assert scalar(demo_engine, "SELECT count(*) FROM audit_log WHERE action = 'archive_view' "
-                               "AND target = :t AND username = 't_leader'", t=f"camera/{cam}") >= 1  # fmt: skip
+    assert scalar(demo_engine, entries, t=f"camera/{cam}") == before + 1  # one entry, with the address
+    case = scalar(demo_engine, "SELECT min(id) FROM case_record")
+    as_role(role_tokens, "leader").get(f"{live_server}/api/objects/case/{case}", timeout=30)
+    assert scalar(demo_engine, "SELECT count(*) FROM audit_log WHERE target = :t",
+                  t=f"case/{case}") == 0  # unrestricted layers are not audited per view
 
 
 def test_audit_log_is_for_admins(live_server, role_tokens):

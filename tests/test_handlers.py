@@ -262,3 +262,11 @@ def test_analysis_panel_runs_coverage_and_what_if(client, role_tokens, demo_engi
                        [("an-facility", "value", "park"), ("an-mode", "value", "euclidean"),
                         ("an-rules", "value", ""), ("area-value", "data", None)])  # fmt: skip
     assert "不能使用统计分析" in str(refused["response"]["an-result"]["children"])
+
+
+def test_nul_bytes_in_the_sign_in_form_are_refused_cleanly(client):
+    form = client.get("/login").get_data(as_text=True)
+    csrf = form.split('name="csrf_token" value="')[1].split('"')[0]
+    resp = client.post("/login", data={"username": "ad\x00min", "password": "x\x00y", "csrf_token": csrf},
+                       headers={"Origin": "http://localhost"})  # fmt: skip
+    assert 400 <= resp.status_code < 500
