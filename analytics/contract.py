@@ -149,6 +149,31 @@ def find_analysis(analysis_id) -> Analysis:
     return found
 
 
+class Memo:
+    """A small thread-safe LRU for intermediate results (keys include the data version)."""
+
+    def __init__(self, max_items: int):
+        self.max_items = max_items
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        """The remembered value, marked as recently used (None if absent)."""
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        """Remember a value, forgetting the least recently used past the limit."""
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.max_items:
+                self.items.popitem(last=False)
+
+
 class ResultCache:
     """LRU of analysis results keyed by analysis, parameters, scope and data version."""
 

@@ -104,6 +104,14 @@ def union_all(geoms):
         return shapely.union_all(geoms, grid_size=PRECISION_M)
 
 
+def union_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise union, retried on a millimetre grid if GEOS cannot overlay."""
+    try:
+        return highest_dimension(shapely.union(a, b))
+    except shapely.errors.GEOSException:
+        return highest_dimension(shapely.union(a, b, grid_size=PRECISION_M))
+
+
 def allowed(user: User, code: str) -> bool:
     """Whether the user may analyse this area (scoped users: only inside their own areas)."""
     return user.scope is None or any(code.startswith(c) for c in user.scope)
@@ -176,12 +184,46 @@ def load_land(conn: Connection, area: Area) -> Land:
                 np.array([float(r.parcel_area) for r in rows]), parts)  # fmt: skip
 
 
-def covered_parts(land: Land, zone: BaseGeometry | None) -> np.ndarray:
-    """The part of each residential part inside the zone."""
-    if zone is None or zone.is_empty or len(land.parts) == 0:
-        return np.array([shapely.Polygon()] * len(land.parts), dtype=object)
-    shapely.prepare(zone)
-    return intersection(land.parts, zone)
+def empty(n: int) -> np.ndarray:
+    """n empty polygons."""
+    return np.array([shapely.Polygon()] * n, dtype=object)
+
+
+def grouped_union(index: np.ndarray, geoms: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[i] = union of the geoms whose index is i (each index's geoms in one union)."""
+    order = np.argsort(index, kind="stable")
+    index, geoms = index[order], geoms[order]
+    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    for a, b in zip(starts, [*starts[1:], len(index)], strict=True):
+        out[index[a]] = geoms[a] if b - a == 1 else union_all(geoms[a:b])
+    return out
+
+
+def covered_parts(land: Land, pieces, clip: np.ndarray | None = None) -> np.ndarray:
+    """Each residential part's piece inside the union of the zone pieces (which may overlap).
+
+    Works part by part against the few pieces near it (never against one city-sized union): a
+    part inside a piece is covered whole; the others are intersected with their nearby pieces.
+    `clip`, per part, bounds the result (the straight-line cover bounds the walking cover).
+    """
+    n = len(land.parts)
+    pieces = np.asarray([g for g in np.asarray(pieces, dtype=object).ravel() if not g.is_empty],
+                        dtype=object)  # fmt: skip
+    out = empty(n)
+    if n == 0 or len(pieces) == 0:
+        return out
+    part_i, piece_i = shapely.STRtree(pieces).query(land.parts, predicate="intersects")
+    shapely.prepare(pieces)
+    full = np.unique(part_i[shapely.contains(pieces[piece_i], land.parts[part_i])])
+    out[full] = land.parts[full]
+    rest = ~np.isin(part_i, full)
+    part_i, piece_i = part_i[rest], piece_i[rest]
+    if len(part_i):
+        grouped_union(part_i, intersection(land.parts[part_i], pieces[piece_i]), out)
+    if clip is not None:
+        some = np.flatnonzero(~shapely.is_empty(out))
+        out[some] = intersection(out[some], clip[some])
+    return out
 
 
 @dataclass
@@ -216,15 +258,19 @@ def figures(land: Land, covered: np.ndarray) -> Figures:
 
 
 def by_area(area: Area, land: Land, covered: np.ndarray) -> list[dict]:
-    """The indicator of each sub-area (parts clipped again to each sub-area)."""
+    """The indicator of each sub-area (a part straddling sub-areas is clipped to each)."""
     out = []
     tree = shapely.STRtree(land.parts)
     for code, name, geom in area.children:
         idx = tree.query(geom, predicate="intersects")
+        shapely.prepare(geom)
+        inside = shapely.contains(geom, land.parts[idx])  # most parts: no clipping needed
+        parts, cov = land.parts[idx].copy(), covered[idx].copy()
+        edge = np.flatnonzero(~inside)
+        parts[edge], cov[edge] = intersection(parts[edge], geom), intersection(cov[edge], geom)
         sub = Land(land.ids[idx], [land.codes[i] for i in idx], land.population[idx],
-                   land.parcel_area[idx], intersection(land.parts[idx], geom))  # fmt: skip
-        f = figures(sub, intersection(covered[idx], geom))
-        out.append({"code": code, "name": name, **f.json()})
+                   land.parcel_area[idx], parts)  # fmt: skip
+        out.append({"code": code, "name": name, **figures(sub, cov).json()})
     return out
 
 

@@ -10,8 +10,9 @@ How a parcel counts as covered in `network` mode:
    is every edge part whose distance is within the radius (edges are cut where the radius ends).
 4. Residential land within ACCESS_M (50 m) of the reached road, or of the facility itself, is
    served — a short walk from the street to the door.
-5. The zone never exceeds the straight-line zone (it is clipped to it), so network coverage is
-   never above the euclidean figure: a river or a railway without a crossing shows as a gap.
+5. The cover never exceeds the straight-line cover (it is clipped to it parcel by parcel), so
+   network coverage is never above the euclidean figure: a river or a railway without a
+   crossing shows as a gap.
 """
 
 from __future__ import annotations
@@ -24,10 +25,8 @@ import networkx as nx
 import numpy as np
 import shapely
 from shapely import ops
-from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
-from analytics import coverage as cov
 from analytics.coverage import Area
 from geodata.catalog import SRID
 
@@ -82,30 +81,34 @@ def entry_cuts(lines: np.ndarray, facilities: np.ndarray) -> tuple[dict, list]:
 
 def split_at(line, positions: set[float]) -> list:
     """The line cut at the given distances along it."""
+    if not positions:
+        return [line]
     stops = sorted({0.0, line.length, *(p for p in positions if 0 < p < line.length)})
     return [ops.substring(line, a, b) for a, b in itertools.pairwise(stops) if b > a]
-
-
-def key(point) -> tuple[float, float]:
-    """A node key: the coordinate rounded to a millimetre."""
-    return (round(point[0], 3), round(point[1], 3))
 
 
 def build_network(lines: np.ndarray, facilities: np.ndarray) -> Network:
     """The graph of the noded roads, cut at the facilities' entries."""
     lines = noded(lines)
     cuts, raw_entries = entry_cuts(lines, facilities)
+    pieces = np.array([p for i, line in enumerate(lines) for p in split_at(line, cuts.get(i, set()))],
+                      dtype=object)  # fmt: skip
     graph = nx.Graph()
-    ids: dict[tuple, int] = {}
-    for i, line in enumerate(lines):
-        for piece in split_at(line, cuts.get(i, set())):
-            coords = shapely.get_coordinates(piece)
-            u, v = (ids.setdefault(key(c), len(ids)) for c in (coords[0], coords[-1]))
-            if u != v and (not graph.has_edge(u, v) or graph[u][v]["length"] > piece.length):
-                graph.add_edge(u, v, length=piece.length, geom=piece, start=u)
+    if not len(pieces):
+        return Network(graph, [[] for _ in facilities])
+    # Node ids: the pieces' end points rounded to a millimetre, numbered in one vectorised pass.
+    ends = np.vstack([shapely.get_coordinates(shapely.get_point(pieces, 0)),
+                      shapely.get_coordinates(shapely.get_point(pieces, -1))]).round(3)  # fmt: skip
+    coords, ids = np.unique(ends, axis=0, return_inverse=True)
+    u, v = ids[: len(pieces)], ids[len(pieces) :]
+    lengths = shapely.length(pieces)
+    for a, b, length, piece in zip(u.tolist(), v.tolist(), lengths.tolist(), pieces, strict=True):
+        if a != b and (not graph.has_edge(a, b) or graph[a][b]["length"] > length):
+            graph.add_edge(a, b, length=length, geom=piece, start=a)
+    index = {tuple(c): i for i, c in enumerate(coords.tolist())}
     entries: list[list[tuple[int, float]]] = [[] for _ in facilities]
     for f, i, pos, walk in raw_entries:
-        node = ids.get(key(shapely.get_coordinates(lines[i].interpolate(pos))[0]))
+        node = index.get(tuple(np.round(shapely.get_coordinates(lines[i].interpolate(pos))[0], 3)))
         if node is not None:
             entries[f].append((node, walk))
     return Network(graph, entries)
@@ -151,18 +154,19 @@ def edge_reach(line, length: float, d_start, d_end, radius: float) -> list:
     return pieces
 
 
-def network_zone(conn: Connection, area: Area, facilities: np.ndarray, radius: np.ndarray,
-                 straight_zone: BaseGeometry) -> BaseGeometry:  # fmt: skip
-    """Union of what each facility serves on foot, clipped to the straight-line zone."""
+def network_pieces(conn: Connection, area: Area, facilities: np.ndarray,
+                   radius: np.ndarray) -> np.ndarray:  # fmt: skip
+    """What each facility serves on foot, as (overlapping) polygons: the reached road buffered by
+    the access distance, and each serving facility's own surroundings. Not yet clipped to the
+    straight-line zone: `coverage.covered_parts(..., clip=straight)` does that per parcel."""
     serving = np.flatnonzero(radius > 0)
     if len(serving) == 0:
-        return shapely.Polygon()
+        return np.array([], dtype=object)
     net = build_network(load_roads(conn, area, float(radius.max())), facilities)
-    parts = [shapely.buffer(facilities[serving], ACCESS_M)]
+    parts = [shapely.buffer(facilities[serving], ACCESS_M, quad_segs=4)]
     for r in np.unique(radius[serving]):
         chosen = [int(f) for f in serving if radius[f] == r]
         pieces = reached_roads(net, chosen, float(r))
         if pieces:
             parts.append(shapely.buffer(np.array(pieces, dtype=object), ACCESS_M, quad_segs=4))
-    zone = cov.union_all(np.concatenate(parts))
-    return cov.intersection(zone, straight_zone)
+    return np.concatenate(parts)

@@ -15,80 +15,86 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
 from analytics import coverage as cov
-from analytics.contract import Analysis, Param, register
+from analytics.contract import Analysis, Memo, Param, register
 from analytics.coverage_rules import PARK_RULES, park_radius, parse_park_rules, rules_json
-from analytics.network import network_zone
-from analytics.parks import Parks, euclidean_zone, load_parks, park_rows
+from analytics.network import network_pieces
+from analytics.parks import Parks, load_parks, park_rows
 from auth.accounts import User
 from errors import BadRequest
+from geodata.versions import data_version
 
 MODES = ("euclidean", "network")
 COVERAGE_TABLES = ("admin_area", "land_parcel", "green_space", "road")
 
 
 @dataclass
-class Zones:
-    """The service zones of a set of parks, straight-line and on foot."""
+class Base:
+    """Everything one area's run needs, kept for what-if runs on the same data."""
 
-    euclidean: BaseGeometry
-    network: BaseGeometry
+    area: cov.Area
+    land: cov.Land
+    parks: Parks
+    rules: tuple
+    covered: dict[str, np.ndarray]  # per mode, each residential part's covered piece
 
-    def of(self, mode: str) -> BaseGeometry:
-        """The zone of one mode."""
-        return self.network if mode == "network" else self.euclidean
+
+def cover(conn: Connection, area: cov.Area, land: cov.Land, facilities: np.ndarray,
+          radius: np.ndarray, straight_pieces: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+    """Each part's covered piece, straight-line and on foot (the latter within the former)."""
+    straight = cov.covered_parts(land, straight_pieces)
+    on_foot = cov.covered_parts(land, network_pieces(conn, area, facilities, radius), clip=straight)
+    return {"euclidean": straight, "network": on_foot}
 
 
-def zones(conn: Connection, area: cov.Area, parks: Parks) -> Zones:
-    """Both zones of the parks."""
-    straight = euclidean_zone(parks)
-    return Zones(straight, network_zone(conn, area, parks.geoms, parks.radius, straight))
+BASES = Memo(8)
+
+
+def base(conn: Connection, user: User, code: str | None, rules) -> Base:
+    """The area, its housing, its parks and their cover: computed once per data version."""
+    key = (code, tuple(rules), user.scope, data_version(conn, COVERAGE_TABLES))
+    found = BASES.get(key)
+    if found is None:
+        area = cov.load_area(conn, user, code)
+        land, parks = cov.load_land(conn, area), load_parks(conn, area, rules)
+        found = Base(area, land, parks, rules,
+                     cover(conn, area, land, parks.geoms, parks.radius, parks.zones()))  # fmt: skip
+        BASES.put(key, found)  # the key holds the user's areas: a hit passed the same check
+    return found
 
 
 def park_area_in(parks: Parks, area: cov.Area) -> float:
     """Area of qualifying parks inside the area, m² (for 人均公园绿地面积)."""
-    return (
-        float(shapely.area(cov.intersection(parks.geoms, area.geom)).sum())
-        if len(parks.geoms)
-        else 0.0
-    )
+    if not len(parks.geoms):
+        return 0.0
+    return float(shapely.area(cov.intersection(parks.geoms, area.geom)).sum())
 
 
-def summary(conn: Connection, area: cov.Area, land: cov.Land, parks: Parks, mode: str,
-            rules) -> dict:  # fmt: skip
+def summary(b: Base, parks: Parks, covered: dict[str, np.ndarray], mode: str) -> dict:
     """All figures of one run: the area's totals, both modes, sub-areas and parks."""
-    z = zones(conn, area, parks)
-    covered = {m: cov.covered_parts(land, z.of(m)) for m in MODES}
+    area, land = b.area, b.land
     figs = {m: cov.figures(land, covered[m]) for m in MODES}
     main = figs[mode]
     park_area = park_area_in(parks, area)
     per_area = {m: cov.by_area(area, land, covered[m]) for m in MODES}
-    rows = []
-    for main_row, e_row, n_row in zip(per_area[mode], per_area["euclidean"], per_area["network"],
-                                      strict=True):  # fmt: skip
-        rows.append({**main_row, "coverage_pct_euclidean": e_row["coverage_pct"],
-                     "coverage_pct_network": n_row["coverage_pct"]})  # fmt: skip
-    land_union = cov.union_all(land.parts) if len(land.parts) else shapely.Polygon()
-    park_zones = parks.zones() if mode == "euclidean" else np.array(
-        [cov.intersection(zn, z.network) for zn in parks.zones()], dtype=object)  # fmt: skip
+    rows = [{**r, "coverage_pct_euclidean": e["coverage_pct"], "coverage_pct_network": n["coverage_pct"]}
+            for r, e, n in zip(per_area[mode], per_area["euclidean"], per_area["network"],
+                               strict=True)]  # fmt: skip
     return {
         "area": area.code, "area_name": area.name, "mode": mode, **main.json(),
         "park_area_m2": round(park_area, 1),
         "park_area_per_capita_m2": round(park_area / main.population, 2) if main.population else None,
         "side_by_side": {m: figs[m].json() for m in MODES},
-        "by_area": rows, "parks": park_rows(parks, area, land_union, park_zones, rules),
-        "rules": rules_json(rules), "metric_crs": f"EPSG:{area.srid}",
+        "by_area": rows, "parks": park_rows(parks, area, covered[mode], b.rules),
+        "rules": rules_json(b.rules), "metric_crs": f"EPSG:{area.srid}",
     }  # fmt: skip
 
 
 def run_coverage(conn: Connection, params: dict, user: User) -> dict:
     """Park coverage of an area (or the uncovered land as GeoJSON with format=geojson)."""
-    rules = parse_park_rules(params["rules"])
-    area = cov.load_area(conn, user, params["area"])
-    land, parks = cov.load_land(conn, area), load_parks(conn, area, rules)
+    b = base(conn, user, params["area"], parse_park_rules(params["rules"]))
     if params["format"] == "geojson":
-        z = zones(conn, area, parks)
-        return cov.uncovered_geojson(land, cov.covered_parts(land, z.of(params["mode"])), area.srid)
-    return summary(conn, area, land, parks, params["mode"], rules)
+        return cov.uncovered_geojson(b.land, b.covered[params["mode"]], b.area.srid)
+    return summary(b, b.parks, b.covered, params["mode"])
 
 
 def candidate_park(params: dict, area: cov.Area) -> BaseGeometry:
@@ -99,23 +105,44 @@ def candidate_park(params: dict, area: cov.Area) -> BaseGeometry:
     return geom
 
 
+def cover_with(
+    conn: Connection, b: Base, park: BaseGeometry, radius: float
+) -> dict[str, np.ndarray]:
+    """The base cover plus what one more park covers (only the parts near it are recomputed)."""
+    covered = {m: c.copy() for m, c in b.covered.items()}
+    if radius <= 0:
+        return covered
+    zone = shapely.buffer(park, radius, quad_segs=8)
+    near = shapely.STRtree(b.land.parts).query(zone, predicate="intersects")
+    if not len(near):
+        return covered
+    sub = cov.Land(b.land.ids[near], [b.land.codes[i] for i in near], b.land.population[near],
+                   b.land.parcel_area[near], b.land.parts[near])  # fmt: skip
+    around = cov.Area(None, "", None, b.area.srid, zone)
+    extra = cover(conn, around, sub, np.array([park], dtype=object), np.array([radius]),
+                  np.array([zone], dtype=object))  # fmt: skip
+    straight = cov.union_pairs(b.covered["euclidean"][near], extra["euclidean"])
+    covered["euclidean"][near] = straight
+    on_foot = cov.union_pairs(b.covered["network"][near], extra["network"])
+    covered["network"][near] = cov.intersection(on_foot, straight)
+    return covered
+
+
 def run_what_if(conn: Connection, params: dict, user: User) -> dict:
     """Coverage with a drawn candidate park added (nothing is written), and the gain."""
-    rules = parse_park_rules(params["rules"])
-    area = cov.load_area(conn, user, params["area"])
-    land, parks = cov.load_land(conn, area), load_parks(conn, area, rules)
-    before = summary(conn, area, land, parks, params["mode"], rules)
-    candidate = candidate_park(params, area)
-    more = parks.with_park(candidate, params["historic"] == "true", rules)
-    after = summary(conn, area, land, more, params["mode"], rules)
-    z_before, z_after = (zones(conn, area, p).of(params["mode"]) for p in (parks, more))
-    newly = cov.difference(cov.covered_parts(land, z_after), cov.covered_parts(land, z_before))
-    gain = (after["coverage_pct"] or 0) - (before["coverage_pct"] or 0)
+    b = base(conn, user, params["area"], parse_park_rules(params["rules"]))
+    mode, historic = params["mode"], params["historic"] == "true"
+    candidate = candidate_park(params, b.area)
+    radius = park_radius(candidate.area, historic, b.rules)
+    covered = cover_with(conn, b, candidate, radius)
+    before = cov.figures(b.land, b.covered[mode])
+    after = summary(b, b.parks.with_park(candidate, historic, b.rules), covered, mode)
+    newly = cov.difference(covered[mode], b.covered[mode])
+    gain = (after["coverage_pct"] or 0) - (before.coverage_pct or 0)
     return {**after, "gain_pct": round(gain, 2),
-            "before": {k: before[k] for k in ("coverage_pct", "covered_area_m2", "served_population")},
-            "candidate": {"area_m2": round(candidate.area, 1),
-                          "radius_m": park_radius(candidate.area, params["historic"] == "true", rules)},
-            "newly_covered": cov.land_geojson(land, newly, area.srid, "newly_covered_m2")}  # fmt: skip
+            "before": {k: before.json()[k] for k in ("coverage_pct", "covered_area_m2", "served_population")},
+            "candidate": {"area_m2": round(candidate.area, 1), "radius_m": radius},
+            "newly_covered": cov.land_geojson(b.land, newly, b.area.srid, "newly_covered_m2")}  # fmt: skip
 
 
 def site_candidates(area: cov.Area, land: cov.Land, spacing: float) -> np.ndarray:
@@ -133,52 +160,52 @@ def site_candidates(area: cov.Area, land: cov.Land, spacing: float) -> np.ndarra
     return points
 
 
-def greedy_sites(uncovered: BaseGeometry, disks: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Greedy maximal covering: k times, the disk covering most still-uncovered land, and its gain."""
-    chosen = []
+def greedy_sites(gaps: np.ndarray, disks: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Greedy maximal covering: k times, the disk covering most still-uncovered land, and its gain.
+
+    Works on the uncovered pieces near each disk (pairs from a spatial index), never on one big
+    union: gains are the bincount of the pairs' intersection areas.
+    """
+    gaps = gaps[~shapely.is_empty(gaps)]
+    chosen: list[tuple[int, float]] = []
     for _ in range(k):
-        if uncovered.is_empty:
+        if not len(gaps) or not len(disks):
             break
-        shapely.prepare(uncovered)
-        gains = np.where(shapely.intersects(uncovered, disks),
-                         shapely.area(cov.intersection(disks, uncovered)), 0.0)  # fmt: skip
-        best = int(np.argmax(gains)) if len(gains) else 0
-        if not len(gains) or gains[best] <= 0:
+        disk_i, gap_i = shapely.STRtree(gaps).query(disks, predicate="intersects")
+        areas = shapely.area(cov.intersection(disks[disk_i], gaps[gap_i]))
+        gains = np.bincount(disk_i, weights=areas, minlength=len(disks))
+        best = int(np.argmax(gains))
+        if gains[best] <= 0:
             break
         chosen.append((best, float(gains[best])))
-        uncovered = cov.difference(uncovered, disks[best])
+        gaps = cov.difference(gaps, disks[best])
+        gaps = gaps[~shapely.is_empty(gaps)]
     return chosen
 
 
 def run_siting(conn: Connection, params: dict, user: User) -> dict:
     """The k sites for a new park of a given size that raise coverage most (straight-line)."""
-    rules = parse_park_rules(params["rules"])
-    area = cov.load_area(conn, user, params["area"])
-    land, parks = cov.load_land(conn, area), load_parks(conn, area, rules)
+    b = base(conn, user, params["area"], parse_park_rules(params["rules"]))
     size = float(params["size_m2"])
-    radius = park_radius(size, False, rules)
+    radius = park_radius(size, False, b.rules)
     if radius == 0:
         raise BadRequest("该面积的公园按规则不计服务半径，无法选址")
-    covered = cov.covered_parts(land, euclidean_zone(parks))
-    base = cov.figures(land, covered)
-    uncovered = (
-        cov.union_all(cov.difference(land.parts, covered)) if len(land.parts) else shapely.Polygon()
-    )
-    points = site_candidates(area, land, float(params["spacing_m"]))
-    park_radius_m = (size / np.pi) ** 0.5  # a round park of that size
-    disks = shapely.buffer(points, park_radius_m + radius, quad_segs=16)
-    picks = greedy_sites(uncovered, disks, int(params["k"]))
-    lonlat = cov.to_lonlat(points[[i for i, _ in picks]], area.srid) if picks else []
-    total = base.residential_area_m2
-    sites, cumulative = [], base.covered_area_m2
+    now = cov.figures(b.land, b.covered["euclidean"])
+    gaps = cov.difference(b.land.parts, b.covered["euclidean"])
+    points = site_candidates(b.area, b.land, float(params["spacing_m"]))
+    disks = shapely.buffer(points, (size / np.pi) ** 0.5 + radius, quad_segs=16)  # a round park
+    picks = greedy_sites(gaps, disks, int(params["k"]))
+    lonlat = cov.to_lonlat(points[[i for i, _ in picks]], b.area.srid) if picks else []
+    total, done = now.residential_area_m2, now.covered_area_m2
+    sites = []
     for rank, ((_, gain), pt) in enumerate(zip(picks, lonlat, strict=True), start=1):
-        cumulative += gain
+        done += gain
         sites.append({"rank": rank, "lon": round(pt.x, 6), "lat": round(pt.y, 6),
                       "gain_m2": round(gain, 1), "gain_pct": round(100 * gain / total, 2) if total else None,
-                      "coverage_pct_after": round(100 * cumulative / total, 2) if total else None})  # fmt: skip
-    return {"area": area.code, "area_name": area.name, "size_m2": size, "radius_m": radius,
-            "coverage_pct": base.coverage_pct, "candidates": len(points), "sites": sites,
-            "rules": rules_json(rules)}  # fmt: skip
+                      "coverage_pct_after": round(100 * done / total, 2) if total else None})  # fmt: skip
+    return {"area": b.area.code, "area_name": b.area.name, "size_m2": size, "radius_m": radius,
+            "coverage_pct": now.coverage_pct, "candidates": len(points), "sites": sites,
+            "rules": rules_json(b.rules)}  # fmt: skip
 
 
 COMMON = (

@@ -45,7 +45,7 @@ class Parks:
 
     def zones(self) -> np.ndarray:
         """Each park's service zone: its boundary buffered by its radius (empty if none)."""
-        return np.where(self.radius > 0, shapely.buffer(self.geoms, self.radius, quad_segs=16),
+        return np.where(self.radius > 0, shapely.buffer(self.geoms, self.radius, quad_segs=8),
                         shapely.Polygon())  # fmt: skip
 
     def with_park(self, geom: BaseGeometry, historic: bool, rules: tuple[ParkRule, ...],
@@ -70,16 +70,17 @@ def load_parks(conn: Connection, area: Area, rules: tuple[ParkRule, ...]) -> Par
                  geoms, radius)  # fmt: skip
 
 
-def euclidean_zone(parks: Parks) -> BaseGeometry:
-    """Union of the parks' service zones (straight-line reach)."""
-    return cov.union_all(parks.zones()) if len(parks.geoms) else shapely.Polygon()
-
-
-def park_rows(parks: Parks, area: Area, land_union: BaseGeometry, zones: np.ndarray,
+def park_rows(parks: Parks, area: Area, covered_land: np.ndarray,
               rules: tuple[ParkRule, ...]) -> list[dict]:  # fmt: skip
-    """Per park touching the area: size class, radius and the residential area it serves."""
-    shapely.prepare(land_union)
-    served = shapely.area(cov.intersection(zones, land_union))
+    """Per park touching the area: size class, radius, and the covered residential area within
+    its radius (in the chosen mode)."""
+    zones = parks.zones()
+    served = np.zeros(len(zones))
+    land = covered_land[~shapely.is_empty(covered_land)] if len(covered_land) else covered_land
+    if len(land) and len(zones):
+        zone_i, land_i = shapely.STRtree(land).query(zones, predicate="intersects")
+        areas = shapely.area(cov.intersection(zones[zone_i], land[land_i]))
+        served = np.bincount(zone_i, weights=areas, minlength=len(zones))
     inside = shapely.intersects(parks.geoms, area.geom)
     return [{"code": parks.codes[i], "name": parks.names[i], "area_m2": round(float(parks.area[i]), 1),
              "historic_district": bool(parks.historic[i]), "radius_m": float(parks.radius[i]),

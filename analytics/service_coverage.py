@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from analytics import coverage as cov
 from analytics.contract import Analysis, Param, register
 from analytics.coverage_rules import FACILITY_RULES, MAX_RADIUS_M
-from analytics.network import load_roads, network_zone
+from analytics.network import load_roads, network_pieces
 from auth.access import find_layer
 from auth.accounts import User
 from geodata.catalog import SRID
@@ -62,13 +62,13 @@ def facility_coverage(conn: Connection, params: dict, user: User) -> dict:
                                      "kind": sanitation_kind, "reach": radius}).scalars()  # fmt: skip
     points = np.array([shapely.from_wkb(bytes(g)) for g in rows], dtype=object)
     radii = np.full(len(points), radius)
-    straight = cov.union_all(shapely.buffer(points, radius)) if len(points) else shapely.Polygon()
-    zone = {"euclidean": straight, "network": network_zone(conn, area, points, radii, straight)}
-    covered = {m: cov.covered_parts(land, zone[m]) for m in zone}
+    straight = cov.covered_parts(land, shapely.buffer(points, radius, quad_segs=16))
+    on_foot = cov.covered_parts(land, network_pieces(conn, area, points, radii), clip=straight)
+    covered = {"euclidean": straight, "network": on_foot}
     if params["format"] == "geojson":
         return cov.uncovered_geojson(land, covered[params["mode"]], area.srid)
-    figs = {m: cov.figures(land, covered[m]) for m in zone}
-    rows_by_mode = {m: cov.by_area(area, land, covered[m]) for m in zone}
+    figs = {m: cov.figures(land, covered[m]) for m in covered}
+    rows_by_mode = {m: cov.by_area(area, land, covered[m]) for m in covered}
     by_area = [{**a, "coverage_pct_euclidean": e["coverage_pct"], "coverage_pct_network": n["coverage_pct"]}
                for a, e, n in zip(rows_by_mode[params["mode"]], rows_by_mode["euclidean"],
                                   rows_by_mode["network"], strict=True)]  # fmt: skip

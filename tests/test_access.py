@@ -160,11 +160,15 @@ def test_restricted_archive_views_are_audited(live_server, role_tokens, demo_eng
     before = scalar(demo_engine, entries, t=f"camera/{cam}")
     resp = as_role(role_tokens, "leader").get(f"{live_server}/api/objects/camera/{cam}", timeout=30)
     assert resp.status_code == 200
-    assert scalar(demo_engine, entries, t=f"camera/{cam}") == before + 1  # one entry, with the address
+    assert (
+        scalar(demo_engine, entries, t=f"camera/{cam}") == before + 1
+    )  # one entry, with the address
     case = scalar(demo_engine, "SELECT min(id) FROM case_record")
     as_role(role_tokens, "leader").get(f"{live_server}/api/objects/case/{case}", timeout=30)
-    assert scalar(demo_engine, "SELECT count(*) FROM audit_log WHERE target = :t",
-                  t=f"case/{case}") == 0  # unrestricted layers are not audited per view
+    assert (
+        scalar(demo_engine, "SELECT count(*) FROM audit_log WHERE target = :t", t=f"case/{case}")
+        == 0
+    )  # unrestricted layers are not audited per view
 
 
 def test_audit_log_is_for_admins(live_server, role_tokens):
