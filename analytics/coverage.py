@@ -144,6 +144,26 @@ def load_area(conn: Connection, user: User, code: str | None) -> Area:
     return area
 
 
+def drawn_area(conn: Connection, user: User, polygon: BaseGeometry) -> Area:
+    """A polygon drawn on the map (lon/lat) as the area, cut to the user's areas if scoped; its
+    sub-areas are the streets it meets, each cut to it."""
+    srid = metric_epsg(polygon.centroid.x)
+    geom = from_lonlat(polygon, srid)
+    if user.scope:
+        mine = conn.execute(text("SELECT ST_AsBinary(ST_Transform(ST_Union(geom), :srid)) FROM "
+                                 "admin_area WHERE code = ANY(:codes)"),
+                            {"srid": srid, "codes": list(user.scope)}).scalar()  # fmt: skip
+        geom = intersection(geom, shapely.from_wkb(bytes(mine)))
+    if geom.is_empty or geom.area < 1.0:
+        raise Forbidden("绘制的范围不在您的管辖范围内")
+    rows = conn.execute(text(
+        f"SELECT code, name, ST_AsBinary(ST_Transform(geom, :srid)) g FROM admin_area "
+        f"WHERE level = 'street' AND ST_Intersects(geom, ST_Transform(ST_GeomFromWKB(:wkb, :srid), {SRID})) "
+        f"ORDER BY code"), {"srid": srid, "wkb": shapely.to_wkb(geom)}).all()  # fmt: skip
+    children = [(c, n, intersection(shapely.from_wkb(bytes(g)), geom)) for c, n, g in rows]
+    return Area(None, "绘制范围", None, srid, geom, [x for x in children if not x[2].is_empty])
+
+
 def load_children(conn: Connection, area: Area, codes: list | None) -> list:
     """Sub-areas one level down (districts of the city, streets of a district…), metric."""
     if area.code is None and codes:  # a scoped user: their own areas are the sub-areas

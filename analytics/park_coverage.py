@@ -49,12 +49,22 @@ def cover(conn: Connection, area: cov.Area, land: cov.Land, facilities: np.ndarr
 BASES = Memo(8)
 
 
-def base(conn: Connection, user: User, code: str | None, rules) -> Base:
+def analysis_area(conn: Connection, user: User, code: str | None, drawn) -> cov.Area:
+    """An administrative area by code, a polygon drawn on the map, or everything (not both)."""
+    if drawn is not None:
+        if code is not None:
+            raise BadRequest("area 与 geometry 只能给一个")
+        return cov.drawn_area(conn, user, drawn)
+    return cov.load_area(conn, user, code)
+
+
+def base(conn: Connection, user: User, code: str | None, rules, drawn=None) -> Base:
     """The area, its housing, its parks and their cover: computed once per data version."""
-    key = (code, tuple(rules), user.scope, data_version(conn, COVERAGE_TABLES))
+    shape = drawn.wkt if drawn is not None else None
+    key = (code, shape, tuple(rules), user.scope, data_version(conn, COVERAGE_TABLES))
     found = BASES.get(key)
     if found is None:
-        area = cov.load_area(conn, user, code)
+        area = analysis_area(conn, user, code, drawn)
         land, parks = cov.load_land(conn, area), load_parks(conn, area, rules)
         found = Base(area, land, parks, rules,
                      cover(conn, area, land, parks.geoms, parks.radius, parks.zones()))  # fmt: skip
@@ -91,7 +101,7 @@ def summary(b: Base, parks: Parks, covered: dict[str, np.ndarray], mode: str) ->
 
 def run_coverage(conn: Connection, params: dict, user: User) -> dict:
     """Park coverage of an area (or the uncovered land as GeoJSON with format=geojson)."""
-    b = base(conn, user, params["area"], parse_park_rules(params["rules"]))
+    b = base(conn, user, params["area"], parse_park_rules(params["rules"]), params["geometry"])
     if params["format"] == "geojson":
         return cov.uncovered_geojson(b.land, b.covered[params["mode"]], b.area.srid)
     return summary(b, b.parks, b.covered, params["mode"])
@@ -218,7 +228,9 @@ COMMON = (
 PARK_COVERAGE = register(Analysis(
     id="park-coverage", title="公园绿地服务半径覆盖率",
     description="居住用地中位于公园绿地服务半径内的比例，直线距离与步行路网两种口径并列。",
-    output="layer", params=(*COMMON, Param("format", "格式", "choice", "json", choices=("json", "geojson"))),
+    output="layer",
+    params=(*COMMON, Param("geometry", "分析范围（在地图上绘制的多边形，代替 area）", "geometry"),
+            Param("format", "格式", "choice", "json", choices=("json", "geojson"))),
     tables=COVERAGE_TABLES, run=run_coverage, cached=True,
 ))  # fmt: skip
 

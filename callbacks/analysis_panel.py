@@ -7,6 +7,7 @@ with the 80 % / 90 % target lines, overlays on the map and export links.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 import dash_leaflet as dl
@@ -37,6 +38,8 @@ UNCOVERED = "an-uncovered"
 NEWLY = "an-newly"
 SITE_MARKERS = "an-site-markers"
 DRAW = "an-draw"
+DRAW_PURPOSE = "an-draw-purpose"
+DRAWN_AREA = "an-drawn-area"
 DEFAULT_RULES = ",".join(r.text() for r in PARK_RULES)
 FACILITIES = [{"label": "公园绿地", "value": "park"}, {"label": "公共厕所", "value": "toilet"},
               {"label": "垃圾收集点", "value": "collection_point"},
@@ -60,11 +63,17 @@ def panel(user: User) -> html.Div:
             html.Label("服务半径规则（最小面积 m²:半径 m[:h 仅历史地段]）"),
             html.Div([dcc.Input(id=RULES, value=DEFAULT_RULES, debounce=True, className="rules-input"),
                       html.Button("恢复默认", id=RULES_RESET, className="link-button")]),
-            html.P("区域：页首所选区域（未选择时为全部）", className="hint"),
+            html.Label("地图绘制用途"),
+            dcc.RadioItems(id=DRAW_PURPOSE, value="what-if", inline=True, options=[
+                {"label": "拟建公园推演", "value": "what-if"}, {"label": "分析范围", "value": "area"}]),
+            dcc.Store(id=DRAWN_AREA),
+            html.P("区域：绘制的分析范围；否则页首所选区域（未选择时为全部）", className="hint",
+                   id="an-area-hint"),
             html.Button("运行分析", id=RUN, n_clicks=0, className="primary"),
             dcc.Loading(html.Div(id=RESULT)),
             html.H4("拟建公园推演"),
-            html.P("用地图左侧的绘制工具画出拟建公园，即时查看覆盖率变化；删除图形即恢复。", className="hint"),
+            html.P("绘制用途选“拟建公园推演”，用地图左侧的绘制工具画出拟建公园，即时查看覆盖率变化；"
+                   "删除图形即恢复。", className="hint"),
             dcc.Loading(html.Div(id=WHAT_IF)),
             html.H4("公园选址建议"),
             html.Div(className="site-controls", children=[
@@ -160,7 +169,8 @@ def area_table(rows: list[dict]) -> dash_table.DataTable:
 
 def export_links(analysis_id: str, params: dict) -> html.Div:
     """Download links: GeoJSON (the gaps), CSV and XLSX (the tables)."""
-    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    query = urlencode({k: json.dumps(v) if isinstance(v, dict) else v
+                       for k, v in params.items() if v not in (None, "")})  # fmt: skip
     base = f"/api/analytics/{analysis_id}"
     return html.Div(className="exports", children=[
         html.A("GeoJSON", href=f"{base}?{query}&format=geojson", download=f"{analysis_id}.geojson"),
@@ -202,6 +212,23 @@ def drawn_polygon(geojson) -> dict | None:
     return polys[-1]["geometry"] if polys else None
 
 
+def what_if_view(polygon, mode, rules, area) -> tuple:
+    """The what-if answer for a drawn park (or a hint when none is drawn)."""
+    if polygon is None:
+        return html.P("没有拟建公园", className="hint"), None
+    try:
+        body = run("park-coverage-what-if", {"geometry": polygon, "area": area or None,
+                                             "mode": mode, "rules": rules})  # fmt: skip
+    except OneMapError as exc:
+        return error_view(exc), None
+    r = body["result"]
+    return html.Div([
+        html.P(f"拟建公园 {r['candidate']['area_m2']:,.0f} m²，服务半径 {r['candidate']['radius_m']:g} m"),
+        html.P(f"覆盖率 {fmt_pct(r['before']['coverage_pct'])} → {fmt_pct(r['coverage_pct'])}"
+               f"（+{r['gain_pct']:.2f}%）", id="an-what-if-gain"),
+    ]), r["newly_covered"]  # fmt: skip
+
+
 def register(app, settings) -> None:
     """Run, reset rules, what-if on drawing, siting."""
 
@@ -211,14 +238,17 @@ def register(app, settings) -> None:
 
     @app.callback(Output(RESULT, "children"), Output(UNCOVERED, "data"),
                   Input(RUN, "n_clicks"), State(FACILITY, "value"), State(MODE, "value"),
-                  State(RULES, "value"), State(ids.AREA_VALUE, "data"), prevent_initial_call=True)  # fmt: skip
-    def _run(_n, facility, mode, rules, area):
+                  State(RULES, "value"), State(ids.AREA_VALUE, "data"), State(DRAWN_AREA, "data"),
+                  prevent_initial_call=True)  # fmt: skip
+    def _run(_n, facility, mode, rules, area, drawn_area):
         analysis_id, params = analysis_of(facility if isinstance(facility, str) else "")
         params |= (
             {"area": area or None, "mode": mode} if facility != "camera" else {"area": area or None}
         )
         if facility == "park":
             params["rules"] = rules
+            if drawn_area:  # a drawn area replaces the focused one
+                params |= {"area": None, "geometry": drawn_area}
         try:
             body = run(analysis_id, params)
             gaps = run(analysis_id, {**params, "format": "geojson"})["result"]
@@ -226,24 +256,16 @@ def register(app, settings) -> None:
             return error_view(exc), None
         return result_view(analysis_id, params, body), gaps if facility != "camera" else None
 
-    @app.callback(Output(WHAT_IF, "children"), Output(NEWLY, "data"),
-                  Input(DRAW, "geojson"), State(MODE, "value"), State(RULES, "value"),
-                  State(ids.AREA_VALUE, "data"), prevent_initial_call=True)  # fmt: skip
-    def _what_if(drawn, mode, rules, area):
+    @app.callback(Output(WHAT_IF, "children"), Output(NEWLY, "data"), Output(DRAWN_AREA, "data"),
+                  Input(DRAW, "geojson"), State(DRAW_PURPOSE, "value"), State(MODE, "value"),
+                  State(RULES, "value"), State(ids.AREA_VALUE, "data"), prevent_initial_call=True)  # fmt: skip
+    def _drawn(drawn, purpose, mode, rules, area):
         polygon = drawn_polygon(drawn)
-        if polygon is None:
-            return html.P("没有拟建公园", className="hint"), None
-        try:
-            body = run("park-coverage-what-if", {"geometry": polygon, "area": area or None,
-                                                 "mode": mode, "rules": rules})  # fmt: skip
-        except OneMapError as exc:
-            return error_view(exc), None
-        r = body["result"]
-        return html.Div([
-            html.P(f"拟建公园 {r['candidate']['area_m2']:,.0f} m²，服务半径 {r['candidate']['radius_m']:g} m"),
-            html.P(f"覆盖率 {fmt_pct(r['before']['coverage_pct'])} → {fmt_pct(r['coverage_pct'])}"
-                   f"（+{r['gain_pct']:.2f}%）", id="an-what-if-gain"),
-        ]), r["newly_covered"]  # fmt: skip
+        if purpose == "area":
+            note = "已设定绘制的分析范围，点击“运行分析”" if polygon else "未绘制分析范围"
+            return html.P(note, className="hint"), None, polygon
+        view, newly = what_if_view(polygon, mode, rules, area)
+        return view, newly, None
 
     @app.callback(Output(SITES, "children"), Output(SITE_MARKERS, "children"),
                   Input(SITE_RUN, "n_clicks"), State(SITE_K, "value"), State(SITE_SIZE, "value"),

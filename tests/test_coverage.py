@@ -289,3 +289,17 @@ def test_polygon_statistics_are_clipped_to_the_area(town):
     finally:
         with town["engine"].begin() as conn:
             conn.execute(text("DELETE FROM green_space WHERE code = 'P_CROSS'"))
+
+
+def test_a_drawn_polygon_is_an_area_too(town):
+    drawn = box(600, 150, 1400, 300)  # around R1 and R4 only
+    params = {"geometry": __import__("json").dumps(mapping(geo(drawn)))}
+    body = get(town, "/api/analytics/park-coverage", **params).get_json()["result"]
+    residential = PARCELS["R1"][0].area + PARCELS["R4"][0].area
+    assert body["residential_area_m2"] == pytest.approx(residential, rel=1e-6)
+    assert body["covered_area_m2"] == pytest.approx(covered("R1", "P_BIG", 500), rel=1e-6)
+    assert [r["code"] for r in body["by_area"]] == ["370102901"]
+    both = get(town, "/api/analytics/park-coverage", area="370102901", **params)
+    assert both.status_code == 400
+    elsewhere = get(town, "/api/analytics/park-coverage", "district", **params)
+    assert elsewhere.status_code == 403  # the district user's street is 902

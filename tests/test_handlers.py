@@ -241,7 +241,8 @@ def test_analysis_panel_runs_coverage_and_what_if(client, role_tokens, demo_engi
     out = callback(client, headers, [("an-result", "children"), ("an-uncovered", "data")],
                    [("an-run", "n_clicks", 1)],
                    [("an-facility", "value", "park"), ("an-mode", "value", "euclidean"),
-                    ("an-rules", "value", "5000:500,2000:300,1000:300:h"), ("area-value", "data", None)])  # fmt: skip
+                    ("an-rules", "value", "5000:500,2000:300,1000:300:h"), ("area-value", "data", None),
+                    ("an-drawn-area", "data", None)])  # fmt: skip
     shown = str(out["response"]["an-result"]["children"])
     api = client.get("/api/analytics/park-coverage", headers=headers).get_json()["result"]
     assert f"{api['coverage_pct']:.2f}%" in shown and "步行路网覆盖率" in shown
@@ -251,17 +252,31 @@ def test_analysis_panel_runs_coverage_and_what_if(client, role_tokens, demo_engi
                             "ORDER BY id LIMIT 1")["g"]  # fmt: skip
     drawn = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": park,
                                                         "properties": {}}]}  # fmt: skip
-    out = callback(client, headers, [("an-what-if", "children"), ("an-newly", "data")],
+    out = callback(client, headers, [("an-what-if", "children"), ("an-newly", "data"),
+                                     ("an-drawn-area", "data")],
                    [("an-draw", "geojson", drawn)],
-                   [("an-mode", "value", "euclidean"), ("an-rules", "value", ""),
-                    ("area-value", "data", None)])  # fmt: skip
+                   [("an-draw-purpose", "value", "what-if"), ("an-mode", "value", "euclidean"),
+                    ("an-rules", "value", ""), ("area-value", "data", None)])  # fmt: skip
     assert "覆盖率" in str(out["response"]["an-what-if"]["children"])
     assert out["response"]["an-newly"]["data"]["type"] == "FeatureCollection"
     refused = callback(client, auth(role_tokens, "kiosk"), [("an-result", "children"), ("an-uncovered", "data")],
                        [("an-run", "n_clicks", 1)],
                        [("an-facility", "value", "park"), ("an-mode", "value", "euclidean"),
-                        ("an-rules", "value", ""), ("area-value", "data", None)])  # fmt: skip
+                        ("an-rules", "value", ""), ("area-value", "data", None),
+                        ("an-drawn-area", "data", None)])  # fmt: skip
     assert "不能使用统计分析" in str(refused["response"]["an-result"]["children"])
+    area = callback(client, headers, [("an-what-if", "children"), ("an-newly", "data"),
+                                      ("an-drawn-area", "data")],
+                    [("an-draw", "geojson", drawn)],
+                    [("an-draw-purpose", "value", "area"), ("an-mode", "value", "euclidean"),
+                     ("an-rules", "value", ""), ("area-value", "data", None)])  # fmt: skip
+    assert area["response"]["an-drawn-area"]["data"] == park  # kept for the next run
+    ran = callback(client, headers, [("an-result", "children"), ("an-uncovered", "data")],
+                   [("an-run", "n_clicks", 2)],
+                   [("an-facility", "value", "park"), ("an-mode", "value", "euclidean"),
+                    ("an-rules", "value", ""), ("area-value", "data", None),
+                    ("an-drawn-area", "data", park)])  # fmt: skip
+    assert "绘制范围" in str(ran["response"]["an-result"]["children"])
 
 
 def test_nul_bytes_in_the_sign_in_form_are_refused_cleanly(client):
