@@ -219,6 +219,19 @@ def grouped_union(index: np.ndarray, geoms: np.ndarray, out: np.ndarray) -> np.n
     return out
 
 
+TILE_M = 250.0
+
+
+def chop(geom: BaseGeometry, cell: float = TILE_M) -> np.ndarray:
+    """A big zone cut into square tiles (disjoint pieces a part can be matched with cheaply)."""
+    if geom.is_empty:
+        return np.array([], dtype=object)
+    minx, miny, maxx, maxy = geom.bounds
+    pieces = [shapely.clip_by_rect(geom, x, y, x + cell, y + cell)
+              for x in np.arange(minx, maxx, cell) for y in np.arange(miny, maxy, cell)]  # fmt: skip
+    return highest_dimension(np.array([g for g in pieces if not g.is_empty], dtype=object))
+
+
 def covered_parts(land: Land, pieces, clip: np.ndarray | None = None) -> np.ndarray:
     """Each residential part's piece inside the union of the zone pieces (which may overlap).
 

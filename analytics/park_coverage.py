@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from analytics import coverage as cov
 from analytics.contract import Analysis, Memo, Param, register
 from analytics.coverage_rules import PARK_RULES, park_radius, parse_park_rules, rules_json
-from analytics.network import network_pieces
+from analytics.network import walking_zone
 from analytics.parks import Parks, load_parks, park_rows
 from auth.accounts import User
 from errors import BadRequest
@@ -42,7 +42,7 @@ def cover(conn: Connection, area: cov.Area, land: cov.Land, facilities: np.ndarr
           radius: np.ndarray, straight_pieces: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
     """Each part's covered piece, straight-line and on foot (the latter within the former)."""
     straight = cov.covered_parts(land, straight_pieces)
-    on_foot = cov.covered_parts(land, network_pieces(conn, area, facilities, radius), clip=straight)
+    on_foot = cov.covered_parts(land, walking_zone(conn, area, facilities, radius), clip=straight)
     return {"euclidean": straight, "network": on_foot}
 
 

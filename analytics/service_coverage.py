@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from analytics import coverage as cov
 from analytics.contract import Analysis, Param, register
 from analytics.coverage_rules import FACILITY_RULES, MAX_RADIUS_M
-from analytics.network import load_roads, network_pieces
+from analytics.network import load_roads, walking_zone
 from auth.access import find_layer
 from auth.accounts import User
 from geodata.catalog import SRID
@@ -63,7 +63,7 @@ def facility_coverage(conn: Connection, params: dict, user: User) -> dict:
     points = np.array([shapely.from_wkb(bytes(g)) for g in rows], dtype=object)
     radii = np.full(len(points), radius)
     straight = cov.covered_parts(land, shapely.buffer(points, radius, quad_segs=16))
-    on_foot = cov.covered_parts(land, network_pieces(conn, area, points, radii), clip=straight)
+    on_foot = cov.covered_parts(land, walking_zone(conn, area, points, radii), clip=straight)
     covered = {"euclidean": straight, "network": on_foot}
     if params["format"] == "geojson":
         return cov.uncovered_geojson(land, covered[params["mode"]], area.srid)
