@@ -45,7 +45,7 @@ FACILITIES = [{"label": "公园绿地", "value": "park"}, {"label": "公共厕�
               {"label": "垃圾收集点", "value": "collection_point"},
               {"label": "垃圾中转站", "value": "transfer_station"},
               {"label": "视频监控（道路）", "value": "camera"}]  # fmt: skip
-UNCOVERED_STYLE = {"color": "#c62828", "weight": 1, "fillColor": "#ef5350", "fillOpacity": 0.45}
+UNCOVERED_STYLE = {"color": "#c62828", "weight": 2, "fillColor": "#ef5350", "fillOpacity": 0.45}
 NEWLY_STYLE = {"color": "#1b5e20", "weight": 1, "fillColor": "#66bb6a", "fillOpacity": 0.6}
 TARGETS = (80, 90)
 
@@ -89,7 +89,8 @@ def panel(user: User) -> html.Div:
 
 def legend() -> html.Ul:
     """Legend of the analysis overlays."""
-    rows = [("未覆盖居住用地", UNCOVERED_STYLE["fillColor"]), ("推演新增覆盖", NEWLY_STYLE["fillColor"]),
+    rows = [("未覆盖居住用地 / 监控盲区道路", UNCOVERED_STYLE["fillColor"]),
+            ("推演新增覆盖", NEWLY_STYLE["fillColor"]),
             ("建议选址", "#1565c0")]  # fmt: skip
     return html.Ul([html.Li([html.Span(className="swatch box", style={"background": c}), t])
                     for t, c in rows], className="legend")  # fmt: skip
@@ -254,7 +255,7 @@ def register(app, settings) -> None:
             gaps = run(analysis_id, {**params, "format": "geojson"})["result"]
         except OneMapError as exc:
             return error_view(exc), None
-        return result_view(analysis_id, params, body), gaps if facility != "camera" else None
+        return result_view(analysis_id, params, body), gaps  # uncovered housing, or blind roads
 
     @app.callback(Output(WHAT_IF, "children"), Output(NEWLY, "data"), Output(DRAWN_AREA, "data"),
                   Input(DRAW, "geojson"), State(DRAW_PURPOSE, "value"), State(MODE, "value"),
