@@ -285,3 +285,15 @@ def test_nul_bytes_in_the_sign_in_form_are_refused_cleanly(client):
     resp = client.post("/login", data={"username": "ad\x00min", "password": "x\x00y", "csrf_token": csrf},
                        headers={"Origin": "http://localhost"})  # fmt: skip
     assert 400 <= resp.status_code < 500
+
+
+def test_analysis_panel_draws_camera_blind_roads_for_roles_with_cameras(client, role_tokens):
+    inputs = [("an-facility", "value", "camera"), ("an-mode", "value", "euclidean"),
+              ("an-rules", "value", ""), ("area-value", "data", None), ("an-drawn-area", "data", None)]  # fmt: skip
+    out = callback(client, auth(role_tokens, "leader"), [("an-result", "children"), ("an-uncovered", "data")],
+                   [("an-run", "n_clicks", 1)], inputs)  # fmt: skip
+    blind = out["response"]["an-uncovered"]["data"]["features"]
+    assert blind and {f["geometry"]["type"] for f in blind} <= {"LineString", "MultiLineString"}
+    refused = callback(client, auth(role_tokens, "planner"), [("an-result", "children"), ("an-uncovered", "data")],
+                       [("an-run", "n_clicks", 1)], inputs)  # fmt: skip
+    assert "受限" in str(refused["response"]["an-result"]["children"])
