@@ -31,6 +31,19 @@ OUTPUTS = ("layer", "table", "chart")
 MAX_POLYGON_VERTICES = 2000
 
 
+def parse_day(raw, name: str) -> str:
+    """A YYYY-MM-DD date between 1900 and 2100 (kept as text), or 400."""
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(raw) if isinstance(raw, str) and len(raw) == 10 else None
+    except ValueError:
+        day = None
+    if day is None or not 1900 <= day.year <= 2100:
+        raise BadRequest(f"参数 {name} 必须是 1900–2100 年间的日期 YYYY-MM-DD")
+    return raw
+
+
 def parse_polygon(raw, name: str):
     """A GeoJSON Polygon or MultiPolygon (object or JSON text, lon/lat, valid, bounded), or 400."""
     if isinstance(raw, str):
@@ -65,7 +78,7 @@ class Param:
 
     name: str
     title: str
-    kind: str  # int | float | choice | area | text | geometry (GeoJSON polygon in lon/lat)
+    kind: str  # int | float | choice | area | text | date | geometry (GeoJSON polygon, lon/lat)
     default: Any = None
     low: float | None = None
     high: float | None = None
@@ -84,6 +97,8 @@ class Param:
             return parse_float(raw, self.name, self.low, self.high)
         if self.kind == "choice":
             return parse_choice(raw, self.name, self.choices)
+        if self.kind == "date":
+            return parse_day(raw, self.name)
         if self.kind == "geometry":
             return parse_polygon(raw, self.name)
         if self.kind == "area":
