@@ -189,29 +189,11 @@ class Memo:
                 self.items.popitem(last=False)
 
 
-class ResultCache:
+class ResultCache(Memo):
     """LRU of analysis results keyed by analysis, parameters, scope and data version."""
 
     def __init__(self, max_items: int = 256):
-        self.max_items = max_items
-        self.items: OrderedDict[str, dict] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: str) -> dict | None:
-        """A cached result, marked as recently used."""
-        with self.lock:
-            hit = self.items.get(key)
-            if hit is not None:
-                self.items.move_to_end(key)
-            return hit
-
-    def put(self, key: str, result: dict) -> None:
-        """Remember a result, forgetting the least recently used past the limit."""
-        with self.lock:
-            self.items[key] = result
-            self.items.move_to_end(key)
-            while len(self.items) > self.max_items:
-                self.items.popitem(last=False)
+        super().__init__(max_items)
 
 
 def run_analysis(conn: Connection, user: User, analysis_id, raw: Mapping,
