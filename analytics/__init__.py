@@ -3,4 +3,4 @@
 Importing the package registers every analysis in `analytics.contract.ANALYSES`.
 """
 
-from analytics import area_counts, hotspots, park_coverage, service_coverage  # noqa: F401 - register
+from analytics import area_counts, heat, hotspots, park_coverage, service_coverage  # noqa: F401

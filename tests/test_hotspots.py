@@ -123,3 +123,22 @@ def test_a_district_user_gets_only_its_cells(client, demo_engine):
     feats = run(client, headers).get_json()["features"]
     assert len(feats) == inside and all(f["id"].startswith(street) for f in feats)
     assert run(client, headers, area="370103").status_code == 403
+
+
+def test_heat_payload_is_bounded_and_counts_every_case(client, role_tokens, demo_engine):
+    with demo_engine.connect() as conn:
+        row = conn.execute(text("SELECT ST_XMin(e) a, ST_YMin(e) b, ST_XMax(e) c, ST_YMax(e) d, "
+                                "min(reported_at)::date f, max(reported_at)::date t FROM "
+                                "(SELECT ST_Extent(geom) e FROM case_record) x, case_record "
+                                "GROUP BY 1, 2, 3, 4")).mappings().one()  # fmt: skip
+    bbox = f"{row['a'] - 0.001},{row['b'] - 0.001},{row['c'] + 0.001},{row['d'] + 0.001}"
+    body = client.get("/api/analytics/heat", query_string={
+        "bbox": bbox, "from": row["f"].isoformat(), "to": row["t"].isoformat()},
+        headers=auth(role_tokens, "operator")).get_json()["result"]  # fmt: skip
+    with demo_engine.connect() as conn:
+        cases = conn.execute(text("SELECT count(*) FROM case_record")).scalar()
+    assert 0 < len(body["points"]) <= 64 * 64
+    assert sum(p[2] for p in body["points"]) == body["total"] == cases
+    bad = client.get("/api/analytics/heat", query_string={"bbox": "1,2,3"},
+                     headers=auth(role_tokens, "operator"))  # fmt: skip
+    assert bad.status_code == 400
