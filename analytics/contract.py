@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from auth.access import check_analytics
 from auth.accounts import User
 from errors import BadRequest, NotFound
-from geodata.areas import is_area_code
+from geodata.areas import area_code
 from geodata.versions import data_version
 from params import parse_choice, parse_float, parse_int, text_value
 
@@ -102,9 +102,7 @@ class Param:
         if self.kind == "geometry":
             return parse_polygon(raw, self.name)
         if self.kind == "area":
-            if not isinstance(raw, str) or not is_area_code(raw):
-                raise BadRequest(f"参数 {self.name} 必须是 6、9 或 12 位行政区划代码")
-            return raw
+            return area_code(raw, f"参数 {self.name}")
         return text_value(raw, self.name)
 
     def describe(self) -> dict:
@@ -194,6 +192,11 @@ class ResultCache(Memo):
 
     def __init__(self, max_items: int = 256):
         super().__init__(max_items)
+
+
+def result_cache(rt) -> ResultCache:
+    """The analysis results cache held by an app's runtime (shared by its API and its pages)."""
+    return rt.cache("analytics", ResultCache)
 
 
 def run_analysis(conn: Connection, user: User, analysis_id, raw: Mapping,

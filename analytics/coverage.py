@@ -10,6 +10,7 @@ by its radius; the covered land is the residential land inside the union of the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import shapely
@@ -39,6 +40,11 @@ class Area:
     srid: int
     geom: BaseGeometry
     children: list[tuple[str, str, BaseGeometry]] = field(default_factory=list)
+
+    @property
+    def sql_params(self) -> dict:
+        """The area bound as :wkb in :srid, as the area-limited queries take it."""
+        return {"wkb": shapely.to_wkb(self.geom), "srid": self.srid}
 
 
 @dataclass
@@ -80,36 +86,32 @@ def highest_dimension(geoms):
     return keep(geoms)
 
 
-def intersection(a, b):
-    """shapely.intersection without debris, retried on a millimetre grid if GEOS cannot overlay."""
+def robust(op, *geoms, **kwargs):
+    """A shapely overlay, retried on a millimetre grid when GEOS cannot resolve it exactly."""
     try:
-        return highest_dimension(shapely.intersection(a, b))
+        return op(*geoms, **kwargs)
     except shapely.errors.GEOSException:
-        return highest_dimension(shapely.intersection(a, b, grid_size=PRECISION_M))
+        return op(*geoms, grid_size=PRECISION_M, **kwargs)
+
+
+def intersection(a, b):
+    """Intersection without lower-dimension debris."""
+    return highest_dimension(robust(shapely.intersection, a, b))
 
 
 def difference(a, b):
-    """shapely.difference without debris, retried on a millimetre grid if GEOS cannot overlay."""
-    try:
-        return highest_dimension(shapely.difference(a, b))
-    except shapely.errors.GEOSException:
-        return highest_dimension(shapely.difference(a, b, grid_size=PRECISION_M))
-
-
-def union_all(geoms):
-    """shapely.union_all, retried on a millimetre grid when GEOS cannot resolve the overlay."""
-    try:
-        return shapely.union_all(geoms)
-    except shapely.errors.GEOSException:
-        return shapely.union_all(geoms, grid_size=PRECISION_M)
+    """Difference without lower-dimension debris."""
+    return highest_dimension(robust(shapely.difference, a, b))
 
 
 def union_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise union, retried on a millimetre grid if GEOS cannot overlay."""
-    try:
-        return highest_dimension(shapely.union(a, b))
-    except shapely.errors.GEOSException:
-        return highest_dimension(shapely.union(a, b, grid_size=PRECISION_M))
+    """Element-wise union without lower-dimension debris."""
+    return highest_dimension(robust(shapely.union, a, b))
+
+
+def union_all(geoms):
+    """Union of all the geometries."""
+    return robust(shapely.union_all, geoms)
 
 
 def allowed(user: User, code: str) -> bool:
@@ -195,7 +197,7 @@ RESIDENTIAL = text(
 
 def load_land(conn: Connection, area: Area) -> Land:
     """The residential land of the area, clipped to it."""
-    rows = conn.execute(RESIDENTIAL, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid}).all()
+    rows = conn.execute(RESIDENTIAL, area.sql_params).all()
     parts = highest_dimension(
         np.array([shapely.from_wkb(bytes(r.part)) for r in rows], dtype=object)
     )
@@ -307,23 +309,33 @@ def by_area(area: Area, land: Land, covered: np.ndarray) -> list[dict]:
     return out
 
 
-_TO_LONLAT: dict[int, Transformer] = {}
+def by_area_both(area: Area, land: Land, covered: dict[str, np.ndarray], mode: str) -> list[dict]:
+    """By-area rows of the chosen mode, with each mode's coverage side by side."""
+    rows = {m: by_area(area, land, c) for m, c in covered.items()}
+    return [{**r, "coverage_pct_euclidean": e["coverage_pct"], "coverage_pct_network": n["coverage_pct"]}
+            for r, e, n in zip(rows[mode], rows["euclidean"], rows["network"], strict=True)]  # fmt: skip
+
+
+@cache
+def transformer(source: int, target: int) -> Transformer:
+    """A lon/lat-ordered transformer between two EPSG codes (made once per pair)."""
+    return Transformer.from_crs(source, target, always_xy=True)
+
+
+def reproject(geoms, source: int, target: int):
+    """Geometries (one, or an array) from one CRS to another."""
+    t = transformer(source, target)
+    return shapely.transform(geoms, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
 
 
 def to_lonlat(geoms, srid: int) -> np.ndarray:
     """Metric geometries back to lon/lat (EPSG:4326 order for GeoJSON)."""
-    if srid not in _TO_LONLAT:
-        _TO_LONLAT[srid] = Transformer.from_crs(srid, 4326, always_xy=True)
-    t = _TO_LONLAT[srid]
-    return shapely.transform(
-        np.asarray(geoms, dtype=object), lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))
-    )
+    return reproject(np.asarray(geoms, dtype=object), srid, 4326)
 
 
 def from_lonlat(geom: BaseGeometry, srid: int) -> BaseGeometry:
     """A lon/lat geometry into the metric CRS."""
-    t = Transformer.from_crs(4326, srid, always_xy=True)
-    return shapely.transform(geom, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+    return reproject(geom, 4326, srid)
 
 
 def land_geojson(land: Land, geoms: np.ndarray, srid: int, measure: str) -> dict:

@@ -41,7 +41,7 @@ CELL_SQL = {
     "hex": "SELECT h.i || '_' || h.j AS cell_id, h.geom FROM ST_HexagonGrid(:size, "
            "ST_GeomFromWKB(:wkb, :srid)) h",
 }  # fmt: skip
-COUNTS = text(
+COUNTS = (  # {cells}: the cell query of CELL_SQL
     f"""
     WITH a AS (SELECT ST_GeomFromWKB(:wkb, :srid) AS g),
          cells AS (SELECT c.cell_id, c.geom FROM ({{cells}}) c, a
@@ -102,8 +102,8 @@ def hotspots(conn: Connection, params: dict, user: User) -> dict:
     """Every cell of the area with its case count, Gi* z, p and class, as GeoJSON (lon/lat)."""
     start, stop = window(params)
     area = cov.load_area(conn, user, params["area"])
-    sql = text(COUNTS.text.replace("{cells}", CELL_SQL[params["cells"]]))
-    rows = conn.execute(sql, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid,
+    sql = text(COUNTS.replace("{cells}", CELL_SQL[params["cells"]]))
+    rows = conn.execute(sql, {**area.sql_params,
                               "size": float(params["size"]), "start": start,
                               "stop": stop + timedelta(days=1),
                               "prefix": class_prefix(params["class"])}).all()  # fmt: skip

@@ -46,7 +46,7 @@ ROADS = text(
 
 def load_roads(conn: Connection, area: Area, reach: float) -> np.ndarray:
     """Road lines (metric) within `reach` metres of the area's bounding box."""
-    rows = conn.execute(ROADS, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid,
+    rows = conn.execute(ROADS, {**area.sql_params,
                                 "reach": reach + ENTRY_M + ACCESS_M}).scalars()  # fmt: skip
     return shapely.get_parts(np.array([shapely.from_wkb(bytes(g)) for g in rows], dtype=object))
 
@@ -179,3 +179,12 @@ def walking_zone(conn: Connection, area: Area, facilities: np.ndarray,
     overlapping buffers costs three times as much as one union and its tiles)."""
     pieces = network_pieces(conn, area, facilities, radius)
     return cov.chop(cov.union_all(pieces)) if len(pieces) else pieces
+
+
+def cover(conn: Connection, area: Area, land: cov.Land, facilities: np.ndarray,
+          radius: np.ndarray, straight_pieces: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+    """Each residential part's covered piece, straight-line and on foot (the latter within the
+    former): the one place both modes are computed, for parks and facilities alike."""
+    straight = cov.covered_parts(land, straight_pieces)
+    on_foot = cov.covered_parts(land, walking_zone(conn, area, facilities, radius), clip=straight)
+    return {"euclidean": straight, "network": on_foot}

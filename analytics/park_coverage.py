@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from analytics import coverage as cov
 from analytics.contract import Analysis, Memo, Param, register
 from analytics.coverage_rules import PARK_RULES, park_radius, parse_park_rules, rules_json
-from analytics.network import walking_zone
+from analytics.network import cover
 from analytics.parks import Parks, load_parks, park_rows
 from auth.accounts import User
 from errors import BadRequest
@@ -36,14 +36,6 @@ class Base:
     parks: Parks
     rules: tuple
     covered: dict[str, np.ndarray]  # per mode, each residential part's covered piece
-
-
-def cover(conn: Connection, area: cov.Area, land: cov.Land, facilities: np.ndarray,
-          radius: np.ndarray, straight_pieces: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
-    """Each part's covered piece, straight-line and on foot (the latter within the former)."""
-    straight = cov.covered_parts(land, straight_pieces)
-    on_foot = cov.covered_parts(land, walking_zone(conn, area, facilities, radius), clip=straight)
-    return {"euclidean": straight, "network": on_foot}
 
 
 BASES = Memo(8)
@@ -85,10 +77,7 @@ def summary(b: Base, parks: Parks, covered: dict[str, np.ndarray], mode: str) ->
     figs = {m: cov.figures(land, covered[m]) for m in MODES}
     main = figs[mode]
     park_area = park_area_in(parks, area)
-    per_area = {m: cov.by_area(area, land, covered[m]) for m in MODES}
-    rows = [{**r, "coverage_pct_euclidean": e["coverage_pct"], "coverage_pct_network": n["coverage_pct"]}
-            for r, e, n in zip(per_area[mode], per_area["euclidean"], per_area["network"],
-                               strict=True)]  # fmt: skip
+    rows = cov.by_area_both(area, land, covered, mode)
     return {
         "area": area.code, "area_name": area.name, "mode": mode, **main.json(),
         "park_area_m2": round(park_area, 1),

@@ -60,7 +60,7 @@ class Parks:
 def load_parks(conn: Connection, area: Area, rules: tuple[ParkRule, ...]) -> Parks:
     """Parks of the park kinds within the largest radius of the area (they serve into it)."""
     reach = max((r.radius_m for r in rules), default=0.0)
-    rows = conn.execute(PARKS, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid,
+    rows = conn.execute(PARKS, {**area.sql_params,
                                 "kinds": list(PARK_KINDS), "reach": reach}).all()  # fmt: skip
     geoms = np.array([shapely.from_wkb(bytes(r.geom)) for r in rows], dtype=object)
     historic = np.array([bool(r.historic_district) for r in rows], dtype=bool)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from analytics import coverage as cov
 from analytics.contract import Analysis, Param, register
 from analytics.coverage_rules import FACILITY_RULES, MAX_RADIUS_M
-from analytics.network import load_roads, walking_zone
+from analytics.network import cover, load_roads
 from auth.access import find_layer
 from auth.accounts import User
 from geodata.catalog import SRID
@@ -58,20 +58,15 @@ def facility_coverage(conn: Connection, params: dict, user: User) -> dict:
     radius = float(params["radius_m"] or default_radius)
     area = cov.load_area(conn, user, params["area"])
     land = cov.load_land(conn, area)
-    rows = conn.execute(FACILITIES, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid,
+    rows = conn.execute(FACILITIES, {**area.sql_params,
                                      "kind": sanitation_kind, "reach": radius}).scalars()  # fmt: skip
     points = np.array([shapely.from_wkb(bytes(g)) for g in rows], dtype=object)
     radii = np.full(len(points), radius)
-    straight = cov.covered_parts(land, shapely.buffer(points, radius, quad_segs=16))
-    on_foot = cov.covered_parts(land, walking_zone(conn, area, points, radii), clip=straight)
-    covered = {"euclidean": straight, "network": on_foot}
+    covered = cover(conn, area, land, points, radii, shapely.buffer(points, radius, quad_segs=16))
     if params["format"] == "geojson":
         return cov.uncovered_geojson(land, covered[params["mode"]], area.srid)
     figs = {m: cov.figures(land, covered[m]) for m in covered}
-    rows_by_mode = {m: cov.by_area(area, land, covered[m]) for m in covered}
-    by_area = [{**a, "coverage_pct_euclidean": e["coverage_pct"], "coverage_pct_network": n["coverage_pct"]}
-               for a, e, n in zip(rows_by_mode[params["mode"]], rows_by_mode["euclidean"],
-                                  rows_by_mode["network"], strict=True)]  # fmt: skip
+    by_area = cov.by_area_both(area, land, covered, params["mode"])
     return {"kind": params["kind"], "title": title, "radius_m": radius, "area": area.code,
             "area_name": area.name, "mode": params["mode"], "facilities": len(points),
             **figs[params["mode"]].json(), "side_by_side": {m: f.json() for m, f in figs.items()},
@@ -82,7 +77,7 @@ def camera_coverage(conn: Connection, params: dict, user: User) -> dict:
     """Road length inside cameras' view sectors, per sub-area, and the blind road (GeoJSON)."""
     find_layer("camera", user)  # cameras are a restricted layer: same rule as everywhere
     area = cov.load_area(conn, user, params["area"])
-    cams = conn.execute(CAMERAS, {"wkb": shapely.to_wkb(area.geom), "srid": area.srid}).all()
+    cams = conn.execute(CAMERAS, area.sql_params).all()
     views = cov.union_all([sector(c.x, c.y, c.direction_deg, c.fov_deg, c.range_m) for c in cams]) \
         if cams else shapely.Polygon()  # fmt: skip
     roads = cov.intersection(load_roads(conn, area, 0.0), area.geom)

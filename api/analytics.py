@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from analytics.contract import ANALYSES, ResultCache, run_analysis
+from analytics.contract import ANALYSES, result_cache, run_analysis
 from analytics.export import main_table, to_csv, to_xlsx
 from api.http import engine, private_json
 from auth.access import check_analytics
@@ -14,11 +14,6 @@ from runtime import runtime
 
 bp = Blueprint("analytics", __name__)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def result_cache() -> ResultCache:
-    """The app's cache of analysis results (per worker, keyed by data version)."""
-    return runtime().cache("analytics", ResultCache)
 
 
 @bp.get("/api/analytics")
@@ -33,7 +28,7 @@ def run(analysis_id: str):
     """Run an analysis with the query's parameters (format=geojson: the features themselves)."""
     with engine().connect() as conn:
         body = run_analysis(conn, current_user(), analysis_id, request.args.to_dict(),
-                            result_cache())  # fmt: skip
+                            result_cache(runtime()))  # fmt: skip
     if body["result"].get("type") == "FeatureCollection":
         return private_json(body["result"])
     return private_json(body)
@@ -46,7 +41,7 @@ def export(analysis_id: str, fmt: str):
         raise BadRequest("导出格式只能是 csv 或 xlsx（GeoJSON 用 format=geojson）")
     with engine().connect() as conn:
         body = run_analysis(conn, current_user(), analysis_id, request.args.to_dict(),
-                            result_cache())  # fmt: skip
+                            result_cache(runtime()))  # fmt: skip
     if body["result"].get("type") == "FeatureCollection":
         raise BadRequest("该结果是图层，请用 format=geojson 导出")
     name = f"{analysis_id}.{fmt}"

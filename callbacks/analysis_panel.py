@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from analytics.contract import ResultCache, run_analysis
+from analytics.contract import result_cache, run_analysis
 from analytics.coverage_rules import PARK_RULES
 from auth.accounts import User
 from auth.web import current_user
@@ -119,7 +119,7 @@ def run(analysis_id: str, params: dict) -> dict:
     """Run an analysis for the signed-in user with the app's result cache."""
     with runtime().engine.connect() as conn:
         return run_analysis(conn, current_user(), analysis_id, params,
-                            runtime().cache("analytics", ResultCache))  # fmt: skip
+                            result_cache(runtime()))  # fmt: skip
 
 
 def fmt_pct(value) -> str:

@@ -18,6 +18,7 @@ from runtime import runtime
 from services import layer_data
 from services.archive import object_title, open_archive
 from services.identify import click
+from services.map_state import requested_layers
 from services.search import search
 
 STATS_ID = "stats-body"
@@ -67,18 +68,16 @@ def stats_figures(conn, state, user: User) -> list:
     """One bar chart per visible layer (counts by its first code-list field) in the focus area."""
     if not user.role.analytics:
         return [html.P("当前角色不提供统计分析", className="hint")]
-    state = state if isinstance(state, dict) else {}
-    wanted = state.get("layers") if isinstance(state.get("layers"), dict) else {}
+    wanted, area = requested_layers(state)
     out = []
-    for layer_id, cfg in list(wanted.items())[:40]:
+    for layer_id, filters in wanted:
         layer = REGISTRY.get(layer_id) if isinstance(layer_id, str) else None
         by = next((f for f in layer.filterable if f.values), None) if layer else None
         if by is None or len(out) >= MAX_STATS_LAYERS:
             continue
-        filters = cfg.get("filters") if isinstance(cfg, dict) else None
-        args = {**(filters if isinstance(filters, dict) else {}), "by": by.name}
-        if state.get("area"):
-            args["area"] = state["area"]
+        args = {**filters, "by": by.name}
+        if area:
+            args["area"] = area
         try:
             result = layer_data.stats(conn, user, layer_id, args)
         except OneMapError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from errors import BadRequest
 from geodata.catalog import ADMIN_CODE_LENGTHS, SRID
 
 AREAS_UNION = (
@@ -33,6 +34,13 @@ def in_areas(geom: str, key: str, *, polygonal: bool = False) -> str:
 def is_area_code(code: str) -> bool:
     """A district, street or community code (6, 9 or 12 digits)."""
     return code.isdigit() and len(code) in ADMIN_CODE_LENGTHS.values()
+
+
+def area_code(raw, name: str = "area") -> str:
+    """A district, street or community code from untrusted input, or 400."""
+    if not isinstance(raw, str) or not is_area_code(raw):
+        raise BadRequest(f"{name} 必须是 6、9 或 12 位行政区划代码")
+    return raw
 
 
 def area_name(conn: Connection, code: str) -> str | None:

@@ -51,8 +51,9 @@ def check_registry(engine: Engine, layers: tuple[Layer, ...] = LAYERS) -> None:
                 problems.append(f"{layer.id}: {exc.orig}".strip())
                 continue
             problems += kind_problems(layer, types)
+            checks = [d for (d,) in conn.execute(CHECKS, {"tables": list(layer.tables)})]
             problems += [
-                p for f in layer.fields if f.values for p in value_problems(conn, layer, f)
+                p for f in layer.fields if f.values for p in value_problems(conn, layer, f, checks)
             ]
     if problems:
         raise RegistryMismatch("图层注册表与数据库不一致：\n" + "\n".join(problems))
@@ -73,10 +74,10 @@ def kind_problems(layer: Layer, types: dict[str, str]) -> list[str]:
             for f in layer.fields if types.get(f.name) not in KIND_TYPES[f.kind]]  # fmt: skip
 
 
-def allowed_by_checks(conn: Connection, layer: Layer, column: str) -> set[str] | None:
-    """The values a CHECK constraint of the layer's tables allows for the column, if one lists them."""
+def allowed_by_checks(checks: list[str], column: str) -> set[str] | None:
+    """The values one of the CHECK definitions allows for the column, if one lists them."""
     pattern = re.compile(rf"\b{re.escape(column)}\b\)*(?:::[\w ]+)?\)* (?:= ANY|IN) \(")
-    for (definition,) in conn.execute(CHECKS, {"tables": list(layer.tables)}):
+    for definition in checks:
         match = pattern.search(definition)
         if match:
             tail = definition[match.end() :]
@@ -85,9 +86,9 @@ def allowed_by_checks(conn: Connection, layer: Layer, column: str) -> set[str] |
     return None
 
 
-def value_problems(conn: Connection, layer: Layer, fld: Field) -> list[str]:
+def value_problems(conn: Connection, layer: Layer, fld: Field, checks: list[str]) -> list[str]:
     """A filter code list that differs from the CHECK list, or names codes the code table lacks."""
-    allowed = allowed_by_checks(conn, layer, fld.name)
+    allowed = allowed_by_checks(checks, fld.name)
     if allowed is not None and allowed != set(fld.values):
         return [
             f"{layer.id}.{fld.name}: 筛选取值 {sorted(set(fld.values) ^ allowed)} 与数据库约束不一致"

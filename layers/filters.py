@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from errors import BadRequest
-from geodata.areas import in_areas, is_area_code
+from geodata.areas import area_code, in_areas
 from layers.registry import Field, Layer
 
 
@@ -90,10 +90,7 @@ def where_parts(
 
 def area_filter(raw: str) -> InAreas:
     """Keep only objects inside one administrative area (6, 9 or 12-digit code), or 400."""
-    code = raw.strip()
-    if not is_area_code(code):
-        raise BadRequest("area 必须是 6、9 或 12 位行政区划代码")
-    return InAreas((code,))
+    return InAreas((area_code(raw.strip()),))
 
 
 def scope_filter(codes: tuple[str, ...]) -> InAreas:

@@ -10,7 +10,8 @@ from auth import accounts
 from auth.access import check_analytics, check_export, find_layer, user_filters
 from auth.accounts import User
 from errors import BadRequest
-from geodata.areas import is_area_code
+from geodata.areas import area_code
+from layers.registry import Layer
 from layers.sql import read_features
 from layers.stats import PERIODS, layer_stats
 from params import parse_bbox, parse_choice, parse_int, required
@@ -21,31 +22,35 @@ FREE_FEATURES = 500
 MAX_FEATURES = 10_000
 
 
+def read(conn: Connection, user: User, layer: Layer, args: Mapping, *, limit: int,
+         audit_as: str | None, ip: str, ignore: set[str]) -> dict:  # fmt: skip
+    """Matching features within the user's areas and the bbox; audited when `audit_as` is set."""
+    bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
+    filters = user_filters(user, layer, dict(args), ignore={"bbox", *ignore})
+    body = read_features(conn, layer, filters, bbox, limit)
+    if audit_as:
+        accounts.audit(conn, user.username, audit_as, layer.id,
+                       {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
+    return body
+
+
 def features(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str) -> dict:
     """A GeoJSON page of a layer's features within the user's areas."""
     layer = find_layer(layer_id, user)
     limit = parse_int(args.get("limit", "100"), "limit", 1, MAX_FEATURES)
-    if limit > FREE_FEATURES:
+    bulk = limit > FREE_FEATURES
+    if bulk:
         check_export(user)
-    bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
-    filters = user_filters(user, layer, dict(args), ignore={"bbox", "limit"})
-    body = read_features(conn, layer, filters, bbox, limit)
-    if limit > FREE_FEATURES:
-        accounts.audit(conn, user.username, "bulk_read", layer.id,
-                       {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
-    return body
+    return read(conn, user, layer, args, limit=limit, audit_as="bulk_read" if bulk else None,
+                ip=ip, ignore={"limit"})  # fmt: skip
 
 
 def export(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str) -> dict:
     """All matching features (up to MAX_FEATURES) for download; audited."""
     check_export(user)
     layer = find_layer(layer_id, user)
-    bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
-    filters = user_filters(user, layer, dict(args), ignore={"bbox"})
-    body = read_features(conn, layer, filters, bbox, MAX_FEATURES)
-    accounts.audit(conn, user.username, "export", layer.id,
-                   {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
-    return body
+    return read(conn, user, layer, args, limit=MAX_FEATURES, audit_as="export", ip=ip,
+                ignore=set())  # fmt: skip
 
 
 def stats(conn: Connection, user: User, layer_id, args: Mapping) -> dict:
@@ -57,9 +62,7 @@ def stats(conn: Connection, user: User, layer_id, args: Mapping) -> dict:
     if by is None or not by.filterable:
         allowed = ", ".join(f.name for f in layer.filterable) or "无"
         raise BadRequest(f"图层 {layer.id} 不能按 {by_name[:40]} 统计（可用：{allowed}）")
-    area = args.get("area") or None
-    if area is not None and not (isinstance(area, str) and is_area_code(area)):
-        raise BadRequest("area 必须是 6、9 或 12 位行政区划代码")
+    area = area_code(args["area"]) if args.get("area") else None
     period = parse_choice(args.get("period", "day"), "period", tuple(PERIODS))
     filters = user_filters(user, layer, dict(args), ignore={"by", "area", "period"})
     return layer_stats(conn, layer, area=area, by=by, filters=filters, period=period)
