@@ -297,3 +297,63 @@ def test_analysis_panel_draws_camera_blind_roads_for_roles_with_cameras(client, 
     refused = callback(client, auth(role_tokens, "planner"), [("an-result", "children"), ("an-uncovered", "data")],
                        [("an-run", "n_clicks", 1)], inputs)  # fmt: skip
     assert "受限" in str(refused["response"]["an-result"]["children"])
+
+
+def inside_street(engine, street: str, lon: float, lat: float) -> bool:
+    """Whether a point lies in the street (boundary included, as the scope rule says)."""
+    return one(engine, "SELECT ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4490)) i "
+                       "FROM admin_area WHERE code = :s", x=lon, y=lat, s=street)["i"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def district_street(demo_engine) -> str:
+    """The street the test district user is limited to (the first street, see conftest)."""
+    return one(demo_engine, "SELECT code FROM admin_area WHERE level = 'street' ORDER BY code "
+                            "LIMIT 1")["code"]  # fmt: skip
+
+
+def test_related_cases_stay_inside_a_district_users_areas(client, role_tokens, demo_engine,
+                                                          district_street):  # fmt: skip
+    pair = one(demo_engine, """
+        SELECT k.id AS component, left(k.class_code, 2) AS major, r.code AS outside_case
+        FROM component k JOIN admin_area a ON a.code = :s AND ST_Within(k.geom, a.geom)
+        JOIN case_record r ON NOT ST_Intersects(r.geom, a.geom) AND ST_DWithin(k.geom, r.geom, 0.0004)
+             AND ST_DWithin(k.geom::geography, r.geom::geography, 30)
+        ORDER BY k.id LIMIT 1""", s=district_street)  # fmt: skip
+    path = f"/api/objects/component_{pair['major']}/{pair['component']}"
+    admin = client.get(path, headers=auth(role_tokens, "admin")).get_json()["related_cases"]
+    assert pair["outside_case"] in {c["code"] for c in admin}  # the case exists and is related
+    mine = client.get(path, headers=auth(role_tokens, "district")).get_json()["related_cases"]
+    assert pair["outside_case"] not in {c["code"] for c in mine}
+    assert all(inside_street(demo_engine, district_street, c["lon"], c["lat"]) for c in mine)
+
+
+def test_nearest_address_and_road_labels_stay_inside(client, role_tokens, demo_engine,
+                                                     district_street):  # fmt: skip
+    spot = one(demo_engine, """
+        SELECT ST_X(p.pt) lon, ST_Y(p.pt) lat FROM admin_area a
+        CROSS JOIN LATERAL (SELECT ST_ClosestPoint(ST_Buffer(a.geom, -0.00005), g.geom) AS pt FROM geocode g
+                            WHERE NOT ST_Intersects(g.geom, a.geom)
+                            ORDER BY g.geom <-> a.geom LIMIT 20) p
+        CROSS JOIN LATERAL (SELECT n.geom FROM geocode n ORDER BY n.geom <-> p.pt LIMIT 1) n
+        WHERE a.code = :s AND NOT ST_Intersects(n.geom, a.geom) LIMIT 1""", s=district_street)  # fmt: skip
+    where = {"lon": spot["lon"], "lat": spot["lat"]}
+    admin = client.get(
+        "/api/reverse", query_string=where, headers=auth(role_tokens, "admin")
+    ).get_json()
+    near = admin["nearest_address"]
+    assert not inside_street(demo_engine, district_street, near["lon"], near["lat"])  # precondition
+    mine = client.get("/api/reverse", query_string=where,
+                      headers=auth(role_tokens, "district")).get_json()["nearest_address"]  # fmt: skip
+    assert inside_street(demo_engine, district_street, mine["lon"], mine["lat"])
+    bbox = f"{spot['lon'] - 0.01},{spot['lat'] - 0.01},{spot['lon'] + 0.01},{spot['lat'] + 0.01}"
+    everyone = client.get("/api/labels/road", query_string={"bbox": bbox},
+                          headers=auth(role_tokens, "admin")).get_json()["labels"]  # fmt: skip
+    assert any(
+        not inside_street(demo_engine, district_street, x["lon"], x["lat"]) for x in everyone
+    )
+    labels = client.get("/api/labels/road", query_string={"bbox": bbox},
+                        headers=auth(role_tokens, "district")).get_json()["labels"]  # fmt: skip
+    assert labels and all(
+        inside_street(demo_engine, district_street, x["lon"], x["lat"]) for x in labels
+    )
