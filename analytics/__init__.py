@@ -3,4 +3,12 @@
 Importing the package registers every analysis in `analytics.contract.ANALYSES`.
 """
 
-from analytics import area_counts, heat, hotspots, park_coverage, service_coverage  # noqa: F401
+from analytics import (  # noqa: F401
+    area_counts,
+    emerging,
+    heat,
+    hotspots,
+    park_coverage,
+    recurring,
+    service_coverage,
+)

@@ -10,6 +10,8 @@ from __future__ import annotations
 SRID = 4490
 WEB_MERCATOR_SRID = 3857
 WEB_MERCATOR_HALF = 20037508.342789244  # half the side of the EPSG:3857 world square, in metres
+# The city's clock: a case's day and week (windows, weekly series) are counted in this zone.
+CITY_TIMEZONE = "Asia/Shanghai"
 # Administrative division codes (行政区划代码): district 6, street 9, community 12 digits.
 ADMIN_CODE_LENGTHS = {"district": 6, "street": 9, "community": 12}
 
