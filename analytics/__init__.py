@@ -5,6 +5,8 @@ Importing the package registers every analysis in `analytics.contract.ANALYSES`.
 
 from analytics import (  # noqa: F401
     area_counts,
+    case_kpis,
+    duplicates,
     emerging,
     heat,
     hotspots,

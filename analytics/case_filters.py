@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection, text
+
 from analytics.contract import Param
 from auth.accounts import User
 from errors import BadRequest
@@ -112,3 +114,12 @@ def case_filter(params: dict, user: User, default_days: int = DEFAULT_DAYS) -> C
     start, stop = window(params, default_days)
     return CaseFilter(start, stop, class_prefix(params.get("class")), params.get("source"),
                       params.get("status"), tuple(user.scope) if user.scope else None)  # fmt: skip
+
+
+def latest_case_day(conn: Connection, user: User) -> date | None:
+    """The city-clock day of the latest case the user may see (where the panel's windows end)."""
+    scope = list(user.scope) if user.scope else None
+    return conn.execute(text(
+        f"SELECT (max(c.reported_at) AT TIME ZONE :tz)::date FROM case_record c "
+        f"WHERE CAST(:scope AS text[]) IS NULL OR {in_areas('c.geom', 'scope')}"),
+        {"tz": catalog.CITY_TIMEZONE, "scope": scope}).scalar()  # fmt: skip

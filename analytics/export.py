@@ -23,6 +23,20 @@ TITLES = {
     "count": "数量", "area_km2": "面积(km²)", "per_km2": "密度(个/km²)",
     "road_length_m": "道路长度(m)", "covered_length_m": "覆盖长度(m)",
     "min_area_m2": "最小面积(m²)", "historic_only": "仅历史地段",
+    # 案件考核指标 (analytics/case_kpis.py)
+    "by": "统计单元", "as_of": "统计截止时间", "registered": "立案数",
+    "due_to_close": "应结案数", "closed": "结案数", "closed_on_time": "按期结案数",
+    "due_to_handle": "应处置数", "handled": "处置数", "handled_on_time": "按期处置数",
+    "reworked": "返工数", "overdue_open": "超期未结数", "closure_rate": "结案率(%)",
+    "on_time_closure_rate": "按期结案率(%)", "on_time_handling_rate": "按期处置率(%)",
+    "rework_rate": "返工率(%)", "score": "综合得分", "grade": "等级",
+    # 相似案卷判断 (analytics/duplicates.py); its "score" is the 综合得分 of four parts
+    "class_code": "类别代码", "class_name": "类别", "status": "状态", "distance_m": "距离(m)",
+    "hours_apart": "时间间隔(小时)", "text_similarity": "描述相似度", "likely": "疑似重复",
+    "reported_at": "上报时间", "address": "地址", "description": "描述",
+    "case_code": "案件编号", "case_class_name": "案件类别", "case_status": "案件状态",
+    "case_reported_at": "案件上报时间", "max_distance_m": "距离范围(m)",
+    "max_hours": "时间范围(小时)", "threshold": "疑似重复阈值", "likely_count": "疑似重复数",
 }  # fmt: skip
 SHEETS = {"by_area": "分区", "parks": "公园", "sites": "选址", "rows": "明细", "rules": "规则"}
 

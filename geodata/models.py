@@ -297,9 +297,12 @@ class Case(Base):
     department: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(4), index=True)
     overdue: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # 返工次数: times the 核查 sent the case back to 处置 (migration 0007).
+    rework_count: Mapped[int] = mapped_column(Integer, server_default="0")
     geom = geometry("POINT")
     __table_args__ = (
         CheckConstraint("code ~ '^[0-9A-Za-z_-]{4,32}$'", name="code"),
+        CheckConstraint("rework_count >= 0", name="rework_count"),
         CheckConstraint(
             "(kind = '事件' AND event_class_code IS NOT NULL AND component_class_code IS NULL) OR "
             "(kind = '部件' AND component_class_code IS NOT NULL AND event_class_code IS NULL)",

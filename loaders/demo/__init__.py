@@ -1,4 +1,8 @@
-"""The demo city (`python -m loaders demo`): a realistic, seeded city inside real Jinan districts."""
+"""The demo city (`python -m loaders demo`): a realistic, seeded city inside real Jinan districts.
+
+Besides the cases of `cases`, each district holds planted near-duplicate reports and look-alikes
+that must not match them (`similar`: case codes whose serial is 9GKKKKR, see there).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from sqlalchemy import Connection, text
 
 from geodata.models import Base
 from layers.aggregates import refresh_tables
-from loaders.demo import assets, base, cases, drainage
+from loaders.demo import assets, base, cases, drainage, similar
 from loaders.demo.bulk import Tables
 from loaders.demo.lattice import build_lattice, to_metric
 
@@ -76,7 +80,7 @@ def generate(conn: Connection, scale: str, seed: int, log=print) -> dict[str, in
     next_lot, next_sensor, serial = 1, 1, 1
     start = YEAR_END - timedelta(days=365)
     total_area = 0.0
-    districts = []
+    districts, built = [], []
     for code, name, boundary in district_boundaries(conn, spec.districts):
         if spec.window_m:
             c = boundary.representative_point()
@@ -106,10 +110,12 @@ def generate(conn: Connection, scale: str, seed: int, log=print) -> dict[str, in
         next_sensor = cases.add_sensors(t, wells, placed, YEAR_END, rng, next_sensor, code)
         n_cases = int(spec.cases * boundary.area / total_area)
         serial = cases.add_cases(t, d, placed, n_cases, start, YEAR_END, rng, serial)
+        built.append(d)
         log(
             f"  {name}: {len(d.lattice.cells)} 个单元网格，生成用时 {time.monotonic() - began:.1f} 秒"
         )
     began = time.monotonic()
+    similar.add_similar_reports(t, built, YEAR_END, seed)  # own stream, after all the rest
     written = t.copy_into(conn, LOAD_ORDER)
     conn.execute(text("ANALYZE"))
     log(f"  写入数据库用时 {time.monotonic() - began:.1f} 秒")

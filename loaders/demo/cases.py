@@ -35,7 +35,12 @@ DEPARTMENT = {"01": "城市管理局环卫处", "02": "城市管理行政执法�
 CASE_COLUMNS = ("code", "kind", "event_class_code", "component_class_code", "source",
                 "description", "grid_code", "component_id", "reported_at", "registered_at",
                 "dispatched_at", "handled_at", "verified_at", "closed_at", "deadline",
-                "department", "status", "overdue", "geom")  # fmt: skip
+                "department", "status", "overdue", "rework_count", "geom")  # fmt: skip
+# Share of verified cases the 核查 sent back to 处置 at least once, by department; of those, a
+# fifth were sent back twice. Drawn from a child stream, so every other demo value is unchanged.
+REWORK_P = {"城市管理局环卫处": 0.03, "城市管理行政执法局": 0.05, "住房和城乡建设局": 0.10,
+            "市政公用事业局": 0.07}  # fmt: skip
+REWORK_TWICE = 0.2
 
 
 def case_locations(d: District, placed: Placed, n: int, rng) -> tuple[np.ndarray, ...]:
@@ -91,10 +96,24 @@ def add_cases(t: Tables, d: District, placed: Placed, n: int, start: datetime, e
             x[i], y[i] = row[-1]
             grid = d.lattice.grid_codes(x[i : i + 1], y[i : i + 1])[0] or row[6]
             rows[i] = (*row[:6], grid, *row[7:])
+    rows = _with_rework(rows, rng.spawn(1)[0])
     geoms = points_ewkb(x, y)
     t.add("case_record", CASE_COLUMNS, [(*r[:-1], g) for r, g in zip(rows, geoms, strict=True)])
     _add_duplicates(t, rows, geoms, rng)
     return serial0 + n
+
+
+def _with_rework(rows: list[tuple], rework_rng) -> list[tuple]:
+    """Rows with their 返工次数 (0, 1 or 2) inserted before the last item (the position)."""
+    draws = rework_rng.random((len(rows), 2))
+    out = []
+    for row, (sent_back, twice) in zip(rows, draws, strict=True):
+        verified = row[12] is not None  # verified_at: the 核查 took place
+        count = 0
+        if verified and sent_back < REWORK_P.get(row[15], 0.05):
+            count = 2 if twice < REWORK_TWICE else 1
+        out.append((*row[:-1], count, row[-1]))
+    return out
 
 
 def _case_classes(n: int, recurring: np.ndarray, rng) -> list[str]:

@@ -30,6 +30,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "key_exists": ("编码在数据库中已存在（可用 --mode upsert 更新）", REJECT),
     "date_order": ("时间先后顺序错误", REJECT),
     "stacked_coordinate": ("多行堆叠在同一坐标（疑似地理编码占位点）", FLAG),
+    "possible_duplicate": ("疑似重复上报：附近同类未结案件（相似案卷，仍导入）", FLAG),
 }
 
 
@@ -70,6 +71,7 @@ class Report:
     error: str | None = None
     issues: list[Issue] = field(default_factory=list)
     stacked_coordinates: list[dict] = field(default_factory=list)
+    possible_duplicates: list[dict] = field(default_factory=list)  # row, code, match_code, score…
 
     def rows_with(self, severity: str) -> set[int]:
         """Row numbers with at least one issue of this severity."""
@@ -113,6 +115,11 @@ class Report:
             lines.append(f"  {word} {code} {item['reason']}：{item['count']}")
         for s in self.stacked_coordinates[:5]:
             lines.append(f"  堆叠坐标 ({s['lon']}, {s['lat']})：{s['count']} 行")
+        for f in self.possible_duplicates[:5]:
+            lines.append(
+                f"  疑似重复 第 {f['row']} 行 {f['code']} ≈ {f['match_code']}"
+                f"（相似度 {f['score']:.2f}）"
+            )
         if self.error:
             lines.append(f"错误：{self.error}")
         return "\n".join(lines)

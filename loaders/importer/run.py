@@ -11,6 +11,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine
 
+from analytics.duplicates import staged_duplicates
 from geodata.crs import CrsError, SourceCrs, check_datum, parse_crs, to_storage
 from layers.aggregates import refresh_tables
 from loaders.importer import validation as v
@@ -185,6 +186,28 @@ def stage_and_check(conn: Connection, spec: LayerSpec, prepared: Prepared, repor
     more = database_checks(conn, spec, prepared, report.mode)
     report.issues += more
     writer.drop_rows(conn, {i.row for i in more if i.severity == REJECT})
+    if spec.layer == "case":
+        flag_duplicates(conn, prepared, report, progress)
+
+
+def flag_duplicates(conn: Connection, prepared: Prepared, report: Report, progress) -> None:
+    """Flag (never reject) staged cases like an open case in the database or earlier in the file."""
+    progress("查找相似案卷…")
+    placeholders = {i.row for i in report.issues if i.code == "stacked_coordinate"}
+    found = staged_duplicates(conn, writer.STAGE, prepared.columns, skip_rows=placeholders,
+                              with_database=report.mode != "replace")  # fmt: skip
+    report.possible_duplicates = found
+    report.issues += [Issue(f["row"], f["code"], "possible_duplicate", duplicate_detail(f))
+                      for f in found]  # fmt: skip
+
+
+def duplicate_detail(found: dict) -> str:
+    """The matching case, the score, the distance and the time gap, in words."""
+    where = f"文件第 {found['match_row']} 行的" if found["match_row"] else "数据库中的"
+    return (
+        f"与{where}未结案件 {found['match_code']} 相似度 {found['score']:.2f}"
+        f"（相距 {found['distance_m']:.0f} 米，间隔 {found['hours_apart']:.1f} 小时）"
+    )
 
 
 def run_import(engine: Engine, opts: ImportOptions) -> Report:

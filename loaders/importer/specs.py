@@ -73,7 +73,7 @@ SPECS: dict[str, LayerSpec] = {s.layer: s for s in (
     LayerSpec("case", "case_record", "POINT",
               ("code", "kind", "event_class_code", "component_class_code", "source",
                "description", "address", "grid_code", "component_id", *CASE_STAGES, "deadline",
-               "department", "status", "overdue"),
+               "department", "status", "overdue", "rework_count"),
               key="code", code_check="case",
               choices={"kind": catalog.CASE_KINDS, "source": catalog.CASE_SOURCES,
                        "status": catalog.CASE_STATUSES},

@@ -85,6 +85,8 @@ def check_case(row: dict) -> Problems:
         kind == "部件" and (not component or event)
     ):
         return [("class_mismatch", f"{kind}案件应只填 {'事件' if kind == '事件' else '部件'}类别")]
+    if (row.get("rework_count") or 0) < 0:
+        return [("bad_value", f"返工次数 rework_count 不能为负数：{row['rework_count']}")]
     return []
 
 
