@@ -7,7 +7,8 @@
 window.onemap = window.onemap || {};
 (function (ns) {
   "use strict";
-  const st = { map: null, pane: null, active: {}, wanted: null, registry: {}, tilesLoaded: 0 };
+  const st = { map: null, pane: null, active: {}, wanted: null, registry: {}, tilesLoaded: 0,
+               heat: {}, heatRefused: false, heatLoads: 0 };
   /* A tile over the server's feature cap holds counts per cell marked `aggregated` instead of its
      objects (layers/sql.py feature_tile_sql); such tiles are noted on the map. */
   const AGGREGATED = "aggregated";
@@ -51,6 +52,95 @@ window.onemap = window.onemap || {};
     return "/tiles/" + layer.id + "/{z}/{x}/{y}.pbf" + (parts.length ? "?" + parts.join("&") : "");
   }
 
+  /* A layer whose registry entry has overview "heat" (the cases) is drawn below its detail zoom as
+     a heat map of weighted points aggregated in PostGIS for the view (/api/analytics/heat), and as
+     vector tiles from its detail zoom up. The layer's filters become the heat's parameters; a
+     filter the heat cannot express (several values, other fields), or a role without analytics,
+     keeps the counts-per-cell look instead. */
+  const HEAT_FILTERS = { status: "status", source: "source", event_class_code: "class",
+                         component_class_code: "class", reported_at_from: "from",
+                         reported_at_to: "to" };
+  const HEAT_SPAN_DAYS = 3650;  // no date filter: the last ten years (analytics/case_filters.py)
+
+  function heatParams(layer, cfg) {
+    if (layer.overview !== "heat" || st.heatRefused) { return null; }
+    const f = cfg.filters || {};
+    const out = {};
+    const keys = Object.keys(f);
+    for (let i = 0; i < keys.length; i += 1) {
+      const name = HEAT_FILTERS[keys[i]];
+      const value = String(f[keys[i]]);
+      if (!name || value.indexOf(",") >= 0 || out[name] !== undefined) { return null; }
+      out[name] = value;
+    }
+    if (!out.from) {
+      const to = out.to ? new Date(out.to + "T00:00:00Z") : new Date();
+      out.from = new Date(to.getTime() - (HEAT_SPAN_DAYS - 1) * 86400000).toISOString().slice(0, 10);
+    }
+    const area = st.wanted && st.wanted.area;
+    if (area && layer.follows_area) { out.area = area; }
+    return out;
+  }
+
+  function heatKey(params) {
+    return params ? JSON.stringify(params) : "";
+  }
+
+  function refreshHeat() {
+    if (!st.map) { return; }
+    const z = st.map.getZoom();
+    const b = st.map.getBounds();
+    Object.keys(st.heat).forEach(function (id) {
+      const h = st.heat[id];
+      const layer = st.registry[id];
+      if (z >= layer.detail_zoom) {
+        h.ticket = (h.ticket || 0) + 1;  // a fetch still under way must not repaint it
+        h.layer.setLatLngs([]);
+        return;
+      }
+      const q = Object.assign({}, h.params, { zoom: z, bbox: [
+        Math.max(-180, b.getWest()), Math.max(-90, b.getSouth()),
+        Math.min(180, b.getEast()), Math.min(90, b.getNorth())].map(function (v) {
+          return v.toFixed(6); }).join(",") });
+      const qs = Object.keys(q).sort().map(function (k) {
+        return encodeURIComponent(k) + "=" + encodeURIComponent(q[k]); }).join("&");
+      const ticket = (h.ticket = (h.ticket || 0) + 1);
+      fetch("/api/analytics/heat?" + qs).then(function (r) {
+        if (r.status === 403) { st.heatRefused = true; apply(); return null; }
+        return r.ok ? r.json() : null;
+      }).then(function (body) {
+        if (!body || ticket !== h.ticket || !st.heat[id]) { return; }
+        const max = Math.max(1, body.result.max);
+        h.layer.setLatLngs(body.result.points.map(function (p) {
+          return [p[0], p[1], Math.sqrt(p[2] / max)]; }));
+        h.total = body.result.total;
+        st.heatLoads += 1;
+        updateNote();
+      }).catch(function () { /* the next move retries */ });
+    });
+  }
+
+  function syncHeat(wanted) {
+    Object.keys(st.heat).forEach(function (id) {
+      const cfg = wanted[id];
+      const params = cfg && st.registry[id] ? heatParams(st.registry[id], cfg) : null;
+      if (!params || heatKey(params) !== st.heat[id].key) {
+        st.map.removeLayer(st.heat[id].layer);
+        delete st.heat[id];
+      }
+    });
+    Object.keys(wanted).forEach(function (id) {
+      const layer = st.registry[id];
+      const params = layer ? heatParams(layer, wanted[id]) : null;
+      if (!params || st.heat[id]) { return; }
+      st.heat[id] = { key: heatKey(params), params: params, layer: L.heatLayer([], {
+        radius: 18, blur: 16, max: 1, minOpacity: 0.25, maxZoom: layer.detail_zoom,
+        gradient: { 0.2: "#2c7bb6", 0.4: "#abd9e9", 0.6: "#ffffbf", 0.8: "#fdae61", 1: "#d7191c" }
+      }).addTo(st.map) };
+    });
+    refreshHeat();
+  }
+
   function makeLayer(layer, cfg) {
     const styles = {};
     styles[layer.id] = styleFn(layer);
@@ -62,13 +152,20 @@ window.onemap = window.onemap || {};
       interactive: false,
       // keeps each tile's features by id (dropped on tileunload): how a tile is known aggregated
       getFeatureId: function (f) { return f.properties.aggregated ? AGGREGATED : f.id; },
-      minZoom: layer.min_zoom, maxNativeZoom: 18, maxZoom: 20,
+      minZoom: heatParams(layer, cfg) ? Math.max(layer.min_zoom, layer.detail_zoom) : layer.min_zoom,
+      maxNativeZoom: 18, maxZoom: 20,
       pane: layer.geometry === "polygon" ? "overlayPane" : "markerPane"
     });
     vg.on("load", function () { st.tilesLoaded += 1; });
     vg.on("tileload tileunload load", updateNote);
-    vg.onemapUrl = tileUrl(layer, cfg);
+    vg.onemapUrl = layerKey(layer, cfg);
     return vg;
+  }
+
+  /* What identifies a drawn vector layer: its tile URL, and whether the heat look replaces it at
+     low zoom. */
+  function layerKey(layer, cfg) {
+    return tileUrl(layer, cfg) + (heatParams(layer, cfg) ? "#heat" : "");
   }
 
   function apply() {
@@ -77,7 +174,7 @@ window.onemap = window.onemap || {};
     Object.keys(st.active).forEach(function (id) {
       const cfg = wanted[id];
       const vg = st.active[id];
-      if (!cfg || !st.registry[id] || vg.onemapUrl !== tileUrl(st.registry[id], cfg)) {
+      if (!cfg || !st.registry[id] || vg.onemapUrl !== layerKey(st.registry[id], cfg)) {
         st.map.removeLayer(vg);
         delete st.active[id];
       }
@@ -92,6 +189,7 @@ window.onemap = window.onemap || {};
       }
       st.active[id].setOpacity(wanted[id].opacity === undefined ? 1 : wanted[id].opacity);
     });
+    syncHeat(wanted);
   }
 
   /* Road names of the offline basemap, fetched for the view from z15 on. */
@@ -147,9 +245,20 @@ window.onemap = window.onemap || {};
     const titles = aggregatedIds().map(function (id) {
       return (st.registry[id] || {}).title || id;
     });
+    const z = st.map.getZoom();
+    const heat = Object.keys(st.heat).filter(function (id) {
+      return z < st.registry[id].detail_zoom; }).map(function (id) {
+      const h = st.heat[id];
+      return st.registry[id].title + "热力（" + h.params.from + " 起" +
+        (h.total === undefined ? "" : "，视野内 " + h.total.toLocaleString("zh-CN") + " 件") +
+        "；放大至 " + st.registry[id].detail_zoom + " 级显示单个对象）";
+    });
+    const lines = (titles.length ? ["对象过多，部分区域按网格显示数量：" + titles.join("、")] : [])
+      .concat(heat);
     const div = st.note.getContainer();
-    div.textContent = titles.length ? "对象过多，部分区域按网格显示数量：" + titles.join("、") : "";
-    div.style.display = titles.length ? "" : "none";
+    div.textContent = lines.join("\n");
+    div.style.whiteSpace = "pre-line";
+    div.style.display = lines.length ? "" : "none";
     st.map.getContainer().classList.toggle("onemap-aggregated", titles.length > 0);
   }
 
@@ -169,6 +278,8 @@ window.onemap = window.onemap || {};
     attach: function (e) {
       st.map = e.target._map;
       st.map.on("moveend", refreshLabels);
+      st.map.on("moveend", refreshHeat);
+      st.map.on("zoomend", updateNote);
       apply();
       applyView();
       refreshLabels();
@@ -197,7 +308,13 @@ window.onemap = window.onemap || {};
         out[id] = { url: st.active[id].onemapUrl,
                     tiles: Object.keys(st.active[id]._tiles || {}).length };
       });
-      return { attached: !!st.map, layers: out, loads: st.tilesLoaded,
+      const heat = {};
+      Object.keys(st.heat).forEach(function (id) {
+        heat[id] = { params: st.heat[id].params, points: st.heat[id].layer._latlngs.length,
+                     total: st.heat[id].total };
+      });
+      return { attached: !!st.map, layers: out, loads: st.tilesLoaded, heat: heat,
+               heatLoads: st.heatLoads, heatRefused: st.heatRefused,
                aggregated: aggregatedIds(),
                zoom: st.map ? st.map.getZoom() : null,
                center: st.map ? st.map.getCenter() : null };

@@ -10,7 +10,7 @@ from flask import has_request_context
 from auth.access import visible_layers
 from auth.accounts import User
 from auth.web import csrf_token
-from callbacks import analysis_panel, area_focus, ids, layer_tree, side_panel
+from callbacks import analysis_panel, area_focus, case_panel, ids, layer_tree, side_panel
 from callbacks.pages import Page
 from layers.registry import layer_json
 from runtime import runtime
@@ -116,12 +116,19 @@ def basemap_layers(settings: Settings) -> list:
     return bases
 
 
+MIN_ZOOM, MAX_ZOOM = 3, 20
+
+
 def base_map(settings: Settings, outline: dict | None = None) -> dl.Map:
     """The map: district outlines, vector-tile host, focus outline, markers, controls."""
     return dl.Map(
         id=ids.MAP,
         center=[settings.map_center_lat, settings.map_center_lon],
         zoom=settings.map_zoom,
+        # fixed limits: otherwise Leaflet derives them from the layers on the map, and a layer
+        # that starts at its detail zoom (the cases under their heat map) would clamp the map
+        minZoom=MIN_ZOOM,
+        maxZoom=MAX_ZOOM,
         preferCanvas=True,
         trackViewport=True,
         className="onemap-map",
@@ -143,6 +150,7 @@ def base_map(settings: Settings, outline: dict | None = None) -> dl.Map:
             ),
             dl.LayerGroup(id=ids.MARKER_LAYER),
             *analysis_panel.overlays(),
+            *case_panel.overlays(),
             dl.ScaleControl(position="bottomleft", imperial=False),
             dl.FullScreenControl(position="topleft", title="全屏", titleCancel="退出全屏"),
         ],
@@ -155,6 +163,7 @@ def register(app, settings: Settings) -> None:
     area_focus.register(app, settings)
     side_panel.register(app, settings)
     analysis_panel.register(app, settings)
+    case_panel.register(app, settings)
 
 
 PAGE = Page(path="/", title="一张图", layout=layout, register=register)

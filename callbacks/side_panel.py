@@ -7,9 +7,10 @@ import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from analytics.duplicates import similar_to_case
 from auth.accounts import User
 from auth.web import client_ip, current_user
-from callbacks import analysis_panel, ids
+from callbacks import analysis_panel, case_panel, ids
 from callbacks.ui import CODE_NAMES
 from errors import OneMapError
 from layers.registry import REGISTRY
@@ -58,6 +59,7 @@ def panel(user: User) -> dcc.Tabs:
             dcc.Loading(html.Div(id=RESULTS_ID)), dcc.Store(id=RESULTS_STORE),
             html.Div(id=LOCATION_ID, children=html.P("点击地图任意位置查询地址与网格", className="hint"))]),
         dcc.Tab(label="分析", value="analysis", children=analysis_panel.panel(user)),
+        dcc.Tab(label="案件分析", value="cases", children=case_panel.panel(user)),
     ])  # fmt: skip
 
 
@@ -141,17 +143,35 @@ def archive_view(data: dict) -> html.Div:
         html.H4(f"相关案件（{len(data['related_cases'])}）"),
         html.Ul([case_item(c) for c in data["related_cases"]] or [html.Li("无")],
                 className="case-list"),
+        *similar_section(data.get("similar")),
     ])  # fmt: skip
 
 
-def case_item(case: dict) -> html.Li:
-    """A related case with its status and a button that zooms to it."""
+def case_item(case: dict, listed: str = "related", detail: str = "") -> html.Li:
+    """A case with its status and a button that zooms to it (ids unique per list and case)."""
     return html.Li([
         html.Span(case["status"], className=f"status status-{case['status']}"),
-        f" {case['class_name']} {case['code']} {case['reported_at'][:10]}",
-        html.Button("定位", id={"type": "zoom-to", "lat": case["lat"], "lon": case["lon"]},
+        f" {case['class_name']} {case['code']} {case['reported_at'][:10]}{detail}",
+        html.Button("定位", id={"type": "zoom-to", "list": listed, "code": case["code"],
+                               "lat": case["lat"], "lon": case["lon"]},
                     className="link-button"),
     ])  # fmt: skip
+
+
+def similar_section(similar: dict | None) -> list:
+    """相似案卷 of a case: open cases nearby of its class, best score first (none: said so)."""
+    if similar is None:
+        return []
+    head = html.H4(f"相似案卷（{similar['count']}，疑似重复 {similar['likely_count']}）",
+                   id="similar-title")  # fmt: skip
+    rule = html.P(f"{similar['max_distance_m']} 米、前后 {similar['max_hours']:g} 小时内的同类未结案件；"
+                  f"相似度 ≥ {similar['threshold']} 为疑似重复", className="hint")  # fmt: skip
+    if not similar["rows"]:
+        return [head, html.P("未发现相似案卷", className="hint", id="similar-none")]
+    items = [case_item(c, "similar", f" · 相似度 {c['score']:.2f}{'（疑似重复）' if c['likely'] else ''}"
+                       f" · {c['distance_m']:.0f} 米 · 相隔 {c['hours_apart']:.1f} 小时")
+             for c in similar["rows"]]  # fmt: skip
+    return [head, rule, html.Ul(items, className="case-list", id="similar-list")]
 
 
 def fmt(value) -> str:
@@ -211,8 +231,11 @@ def register(app, settings) -> None:
             raise PreventUpdate
         try:
             with engine().begin() as conn:
-                data = open_archive(conn, current_user(), clicked.get("layer"), clicked.get("id"),
+                user = current_user()
+                data = open_archive(conn, user, clicked.get("layer"), clicked.get("id"),
                                     ip=client_ip())  # fmt: skip
+                if data["layer"] == "case":
+                    data["similar"] = similar_to_case(conn, data["attributes"]["code"], user.scope)
             return archive_view(data), "archive"
         except OneMapError as exc:
             return error_note(exc), "archive"
@@ -239,7 +262,8 @@ def register(app, settings) -> None:
     @app.callback(Output(ids.MARKER_LAYER, "children"),
                   Output(ids.VIEW_REQUEST, "data", allow_duplicate=True),
                   Input({"type": "search-hit", "index": ALL}, "n_clicks"),
-                  Input({"type": "zoom-to", "lat": ALL, "lon": ALL}, "n_clicks"),
+                  Input({"type": "zoom-to", "list": ALL, "code": ALL, "lat": ALL, "lon": ALL},
+                        "n_clicks"),
                   State(RESULTS_STORE, "data"), prevent_initial_call=True)  # fmt: skip
     def _go(_hits, _zooms, hits):
         trigger = ctx.triggered_id

@@ -32,6 +32,7 @@ FOREIGN_CODES = text(
     WHERE c.contype = 'f' AND t.relname = ANY(:tables) AND a.attname = :column
     """
 )
+OVERVIEWS = ("counts", "heat")
 LITERAL = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -50,13 +51,22 @@ def check_registry(engine: Engine, layers: tuple[Layer, ...] = LAYERS) -> None:
             except ProgrammingError as exc:
                 problems.append(f"{layer.id}: {exc.orig}".strip())
                 continue
-            problems += kind_problems(layer, types)
+            problems += kind_problems(layer, types) + overview_problems(layer)
             checks = [d for (d,) in conn.execute(CHECKS, {"tables": list(layer.tables)})]
             problems += [
                 p for f in layer.fields if f.values for p in value_problems(conn, layer, f, checks)
             ]
     if problems:
         raise RegistryMismatch("图层注册表与数据库不一致：\n" + "\n".join(problems))
+
+
+def overview_problems(layer: Layer) -> list[str]:
+    """The heat overview reads the cases (analytics/heat.py): only a layer over them may have it."""
+    if layer.overview not in OVERVIEWS:
+        return [f"{layer.id}: overview {layer.overview} 不是 {', '.join(OVERVIEWS)} 之一"]
+    if layer.overview == "heat" and layer.tables != ("case_record",):
+        return [f"{layer.id}: 热力概览只适用于案件图层（tables = case_record）"]
+    return []
 
 
 def column_types(conn: Connection, layer: Layer) -> dict[str, str]:

@@ -63,6 +63,9 @@ class Layer:
     min_zoom: int = 0
     max_zoom: int = 22
     detail_zoom: int = 0  # below it a point layer is sent as counts per cell
+    # How the page draws the layer below its detail zoom: "counts" (dots per cell, from the tiles)
+    # or "heat" (a heat map of /api/analytics/heat for roles with analytics; the cases).
+    overview: str = "counts"
     restricted: bool = False
     # Whether the map's area focus cuts the layer; base layers (基础) stay whole for context.
     follows_area: bool = True
@@ -233,7 +236,7 @@ LAYERS: tuple[Layer, ...] = (
                  Field("reported_at", "上报时间", "datetime", True, range=True),
                  Field("overdue", "超期", "bool", True), Field("grid_code", "单元网格"),
                  Field("department", "处置部门"), Field("description", "描述")),
-                detail_zoom=15,
+                detail_zoom=15, overview="heat",
                 style=Style(color="#c62828", by="status", legend=_legend(CASE_COLORS)),
                 tables=("case_record",)),
     point_layer("sensor", "物联感知设备", "排水", "sensor", "#6a1b9a",
@@ -258,7 +261,7 @@ def layer_json(layer: Layer) -> dict:
         "fields": [{"name": f.name, "title": f.title, "kind": f.kind, "filterable": f.filterable,
                     "values": list(f.values), "range": f.range} for f in layer.fields],
         "min_zoom": layer.min_zoom, "max_zoom": layer.max_zoom,
-        "detail_zoom": layer.detail_zoom, "restricted": layer.restricted,
+        "detail_zoom": layer.detail_zoom, "overview": layer.overview, "restricted": layer.restricted,
         "follows_area": layer.follows_area,
         "style": {"color": s.color, "fill": s.fill, "radius": s.radius, "weight": s.weight,
                   "fill_opacity": s.fill_opacity, "by": s.by},

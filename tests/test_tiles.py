@@ -221,6 +221,10 @@ def test_registry_check_catches_a_wrong_kind_and_drifted_code_lists(demo_engine)
     unknown_class = with_field(case, "event_class_code", values=("0101", "9999"))
     with pytest.raises(RegistryMismatch, match="9999"):
         check_registry(demo_engine, (unknown_class,))
+    with pytest.raises(RegistryMismatch, match="热力概览只适用于案件图层"):
+        check_registry(demo_engine, (replace(REGISTRY["component_04"], overview="heat"),))
+    with pytest.raises(RegistryMismatch, match="overview dots"):
+        check_registry(demo_engine, (replace(case, overview="dots"),))
 
 
 def decode_bytes(data: bytes, layer: str) -> list[dict]:
