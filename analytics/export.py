@@ -38,12 +38,24 @@ TITLES = {
     "case_reported_at": "案件上报时间", "max_distance_m": "距离范围(m)",
     "max_hours": "时间范围(小时)", "threshold": "疑似重复阈值", "likely_count": "疑似重复数",
 }  # fmt: skip
-SHEETS = {"by_area": "分区", "parks": "公园", "sites": "选址", "rows": "明细", "rules": "规则"}
+SHEETS = {"by_area": "分区", "parks": "公园", "sites": "选址", "rows": "明细", "rules": "规则",
+          "totals": "合计"}  # fmt: skip
 
 
 def tables_of(result: dict) -> dict[str, list[dict]]:
-    """The lists of rows in a result (by_area, parks, sites…), in a stable order."""
-    return {k: v for k, v in result.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+    """The lists of rows in a result (by_area, parks, sites…), in a stable order; a flat record
+    (such as the KPIs' totals) is a table of one row."""
+    return {k: v if isinstance(v, list) else [v] for k, v in result.items()
+            if (isinstance(v, list) and v and isinstance(v[0], dict)) or is_record(v)}  # fmt: skip
+
+
+def is_record(value) -> bool:
+    """A non-empty dict of scalars (one row)."""
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(v, str | int | float | bool) or v is None for v in value.values())
+    )
 
 
 def summary_of(result: dict) -> dict:

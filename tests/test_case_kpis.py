@@ -284,11 +284,14 @@ def test_csv_and_xlsx_exports_equal_the_json(town):
     assert table[1:] == [[cell(r[k]) for k in keys] for r in rows]
     resp = get(town, "/export.xlsx", **params)
     assert resp.status_code == 200
-    sheet = openpyxl.load_workbook(io.BytesIO(resp.data))["明细"]
-    got = [list(r) for r in sheet.iter_rows(values_only=True)]
+    book = openpyxl.load_workbook(io.BytesIO(resp.data))
+    got = [list(r) for r in book["明细"].iter_rows(values_only=True)]
     keys = [key_of[t] for t in got[0]]
     assert sorted(keys) == sorted(rows[0])
     assert got[1:] == [[r[k] for k in keys] for r in rows]
+    totals = [list(r) for r in book["合计"].iter_rows(values_only=True)]
+    body = get(town, "", **params).get_json()["result"]["totals"]
+    assert totals[1] == [body[key_of[t]] for t in totals[0]]
 
 
 def test_importer_maps_rework_count(town, tmp_path):
