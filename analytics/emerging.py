@@ -13,25 +13,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import geopandas as gpd
 import numpy as np
-import shapely
-import shapely.geometry
-from libpysal.weights import Queen
-from scipy.sparse import csr_matrix, identity
 from scipy.stats import false_discovery_control, norm
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from analytics import coverage as cov
 from analytics.case_filters import CASE_PARAMS, CaseFilter, case_filter
-from analytics.contract import Analysis, Memo, Param, register
-from analytics.hotspots import CELL_SQL, CELLS, LEVELS
+from analytics.cells import CELLS, case_counts, cell_set
+from analytics.contract import Analysis, Param, register
+from analytics.hotspots import BBOX_PARAM, LEVELS, extent, gi_star_matrix
 from auth.accounts import User
 from errors import BadRequest
-from geodata.catalog import SRID
-from geodata.versions import data_version
 
-WEIGHTS = Memo(8)
 STEP_DAYS = {"week": 7, "day": 1}
 MIN_STEPS, MAX_STEPS = 4, 400
 MAX_CELL_STEPS = 6_000_000  # cells × steps held in memory at most
@@ -49,43 +41,6 @@ CATEGORIES = {
     "historical": ("历史热点", "至少 90 % 的时段是显著热点，但最后一个时段不是"),
     "none": ("无模式", "从未是显著热点"),
 }
-CELL_LIST = """
-    WITH a AS (SELECT ST_GeomFromWKB(:wkb, :srid) AS g)
-    SELECT c.cell_id, ST_AsBinary(c.geom) AS geom FROM ({cells}) c, a
-    WHERE ST_Intersects(c.geom, a.g) AND NOT ST_Touches(c.geom, a.g) ORDER BY c.cell_id
-"""
-STEP_COUNTS = """
-    WITH a AS (SELECT ST_GeomFromWKB(:wkb, :srid) AS g),
-         cells AS (SELECT c.cell_id, ST_Transform(c.geom, {srid}) AS geom FROM ({cells}) c, a
-                   WHERE ST_Intersects(c.geom, a.g) AND NOT ST_Touches(c.geom, a.g))
-    SELECT cells.cell_id,
-           floor(extract(epoch FROM (:f_stop - k.reported_at)) / :step_s)::int AS back,
-           count(*) AS n
-    FROM cells JOIN case_record k ON k.geom && cells.geom AND ST_Intersects(k.geom, cells.geom)
-    WHERE {where}
-    GROUP BY 1, 2
-"""
-
-
-def gi_star_matrix(w_sparse: csr_matrix, counts: np.ndarray) -> np.ndarray:
-    """Gi* z-scores (binary weights including the cell itself) for every column of counts at once.
-
-    Ord & Getis (1995): z_i = (Σ_j w_ij x_j − x̄ W_i) / (s √((n S1_i − W_i²) / (n − 1))), with x̄
-    and s (population standard deviation) over all n cells of the column; a column with no
-    variance gives NaN.
-    """
-    n = counts.shape[0]
-    weights = w_sparse.astype(float)
-    w_sum = np.asarray(weights.sum(axis=1)).ravel()
-    s1 = np.asarray(weights.multiply(weights).sum(axis=1)).ravel()
-    mean = counts.mean(axis=0)
-    sd = np.sqrt((counts**2).mean(axis=0) - mean**2)
-    lagged = weights @ counts
-    spread = np.sqrt((n * s1 - w_sum**2) / (n - 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (lagged - np.outer(w_sum, mean)) / np.outer(spread, sd)
-    z[:, sd <= 1e-12] = np.nan
-    return z
 
 
 def mann_kendall(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,43 +100,6 @@ def step_count(filt: CaseFilter, step: str) -> int:
     return steps
 
 
-def load_cells(conn: Connection, area: cov.Area, cells: str, size: float) -> gpd.GeoDataFrame:
-    """Every cell of the area (metric geometries), in cell_id order."""
-    sql = text(CELL_LIST.replace("{cells}", CELL_SQL[cells]))
-    rows = conn.execute(sql, {**area.sql_params, "size": size}).all()
-    return gpd.GeoDataFrame({"cell_id": [r.cell_id for r in rows]},
-                            geometry=[shapely.from_wkb(bytes(r.geom)) for r in rows],
-                            crs=area.srid)  # fmt: skip
-
-
-def step_counts(conn: Connection, area: cov.Area, cells: str, size: float, filt: CaseFilter,
-                step: str, frame: gpd.GeoDataFrame, steps: int) -> np.ndarray:  # fmt: skip
-    """Cases per cell (rows, frame order) and step (columns, oldest first)."""
-    sql = STEP_COUNTS.replace("{cells}", CELL_SQL[cells]).replace("{srid}", str(SRID))
-    rows = conn.execute(text(sql.replace("{where}", filt.where("k"))),
-                        {**area.sql_params, **filt.bind(), "size": size,
-                         "step_s": STEP_DAYS[step] * 86400}).all()  # fmt: skip
-    index = {cid: i for i, cid in enumerate(frame["cell_id"])}
-    counts = np.zeros((len(frame), steps))
-    for r in rows:
-        if r.back < steps and r.cell_id in index:
-            counts[index[r.cell_id], steps - 1 - r.back] += r.n
-    return counts
-
-
-def cell_weights(conn: Connection, area: cov.Area, params: dict, frame) -> csr_matrix:
-    """Binary queen contiguity plus the cell itself, remembered per cells, extent and data
-    version of the cell tables (building it is a large part of a first run)."""
-    key = (params["cells"], params["size"], shapely.to_wkb(area.geom),
-           data_version(conn, ("admin_area", "unit_grid")))  # fmt: skip
-    found = WEIGHTS.get(key)
-    if found is None:
-        w = Queen.from_dataframe(frame, use_index=False, silence_warnings=True)
-        found = (w.sparse + identity(len(frame))).tocsr()
-        WEIGHTS.put(key, found)
-    return found
-
-
 def step_starts(filt: CaseFilter, step: str, steps: int) -> list[str]:
     """The first day of each step, oldest first."""
     days = STEP_DAYS[step]
@@ -193,30 +111,30 @@ def emerging(conn: Connection, params: dict, user: User) -> dict:
     hot-step count (GeoJSON, lon/lat); `categories` tallies every cell of the extent."""
     filt = case_filter(params, user, default_days=364)
     steps = step_count(filt, params["step"])
-    area = cov.load_area(conn, user, params["area"])
-    frame = load_cells(conn, area, params["cells"], float(params["size"]))
-    if len(frame) * steps > MAX_CELL_STEPS:
+    area = extent(conn, user, params)
+    size = float(params["size"])
+    cellset = cell_set(conn, area, params["cells"], size)
+    if len(cellset) * steps > MAX_CELL_STEPS:
         raise BadRequest("网格数 × 时段数过多，请缩小区域、加大六边形或缩短窗口")
-    if len(frame) < 3:
-        return {"type": "FeatureCollection", "features": [], "steps": [], "categories": {}}
-    counts = step_counts(conn, area, params["cells"], float(params["size"]), filt,
-                         params["step"], frame, steps)  # fmt: skip
-    z = np.nan_to_num(gi_star_matrix(cell_weights(conn, area, params, frame), counts), nan=0.0)
+    if len(cellset) < 3:
+        return {"type": "FeatureCollection", "features": [], "steps": [], "categories": {},
+                "cells": len(cellset)}  # fmt: skip
+    counts = case_counts(conn, area, params["cells"], size, cellset.ids, filt,
+                         STEP_DAYS[params["step"]] * 86400, steps)  # fmt: skip
+    z = gi_star_matrix(cellset.weights, counts)
     hot, cold = step_flags(z)
     _, trend_z, trend_p = mann_kendall(z)
-    cats = [category(hot[i], cold[i], trend_z[i], trend_p[i]) for i in range(len(frame))]
+    cats = [category(hot[i], cold[i], trend_z[i], trend_p[i]) for i in range(len(cellset))]
     shown = np.flatnonzero(np.array(cats) != "none")
-    lonlat = cov.to_lonlat(frame.geometry.to_numpy()[shown], area.srid)
     features = [
-        {"type": "Feature", "id": cid, "geometry": shapely.geometry.mapping(g),
+        {"type": "Feature", "id": cid, "geometry": g,
          "properties": {"cell_id": cid, "category": c, "category_label": CATEGORIES[c][0],
                         "count": int(counts[i].sum()), "last_count": int(counts[i, -1]),
                         "hot_steps": int(hot[i].sum()), "cold_steps": int(cold[i].sum()),
                         "last_z": round(float(z[i, -1]), 4),
                         "trend_z": round(float(trend_z[i]), 4),
                         "trend_p": round(float(trend_p[i]), 6)}}
-        for i, cid, g, c in zip(shown, frame["cell_id"].to_numpy()[shown], lonlat,
-                                np.array(cats)[shown], strict=True)
+        for i, cid, g, c in ((i, cellset.ids[i], cellset.lonlat[i], cats[i]) for i in shown)
     ]  # fmt: skip
     tally = {k: cats.count(k) for k in CATEGORIES}
     return {"type": "FeatureCollection", "features": features, "categories": tally, "cells": len(cats),
@@ -232,7 +150,7 @@ EMERGING = register(Analysis(
             Param("step", "时段", "choice", "week", choices=tuple(STEP_DAYS)),
             Param("cells", "网格", "choice", "unit_grid", choices=CELLS),
             Param("size", "六边形边长(m)", "float", 500, low=50, high=5000),
-            Param("area", "区域", "area")),
+            Param("area", "区域", "area"), BBOX_PARAM),
     tables=("admin_area", "unit_grid", "case_record"), run=emerging, cached=True,
     extra={"categories": {k: {"label": v[0], "rule": v[1]} for k, v in CATEGORIES.items()}},
 ))  # fmt: skip

@@ -12,10 +12,10 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection, text
 
-from analytics import coverage as cov
 from analytics.case_filters import CASE_PARAMS, CaseFilter, class_prefix
+from analytics.cells import CELL_SQL, CELLS, EXTENT, IN_EXTENT
 from analytics.contract import Analysis, Param, register
-from analytics.hotspots import CELL_SQL, CELLS
+from analytics.hotspots import BBOX_PARAM, extent
 from auth.accounts import User
 from errors import BadRequest
 from geodata import catalog
@@ -24,13 +24,13 @@ from geodata.catalog import SRID
 PLACES = (*CELLS, "component")
 LINKED_CASES = 20
 WEEK_S = 7 * 86400
-CELL_PLACES = """
-    WITH a AS (SELECT ST_GeomFromWKB(:wkb, :srid) AS g),
-         places AS (SELECT c.cell_id AS place, ST_Transform(c.geom, {srid}) AS geom
-                    FROM ({cells}) c, a WHERE ST_Intersects(c.geom, a.g) AND NOT ST_Touches(c.geom, a.g))
+CELL_PLACES = f"""
+    WITH {EXTENT},
+         places AS MATERIALIZED (SELECT c.cell_id AS place, c.native FROM ({{cells}}) c, a
+                                 WHERE {IN_EXTENT})
     SELECT places.place, k.id, k.code, k.reported_at, k.geom,
            coalesce(k.event_class_code, k.component_class_code) AS cls
-    FROM places JOIN case_record k ON k.geom && places.geom AND ST_Intersects(k.geom, places.geom)
+    FROM places JOIN case_record k ON k.geom && places.native AND ST_Intersects(k.geom, places.native)
 """
 COMPONENT_PLACES = """
     WITH a AS (SELECT ST_Transform(ST_GeomFromWKB(:wkb, :srid), {srid}) AS g)
@@ -71,14 +71,13 @@ def hits_sql(place: str) -> str:
     """The cases of the area with their place, as a query ending in a WHERE clause."""
     if place == "component":
         return COMPONENT_PLACES.replace("{srid}", str(SRID))
-    sql = CELL_PLACES.replace("{cells}", CELL_SQL[place]).replace("{srid}", str(SRID))
-    return sql + " WHERE TRUE"
+    return CELL_PLACES.replace("{cells}", CELL_SQL[place]) + " WHERE TRUE"
 
 
 def recurring(conn: Connection, params: dict, user: User) -> dict:
     """The (place, class) pairs recurring in at least N of the last M weeks, ranked."""
     filt = recent_weeks(params, user)
-    area = cov.load_area(conn, user, params["area"])
+    area = extent(conn, user, params)
     sql = (RANKED.replace("{hits}", hits_sql(params["place"])).replace("{where}", filt.where("k"))
            .replace("{linked}", str(LINKED_CASES)))  # fmt: skip
     rows = conn.execute(text(sql), {**area.sql_params, **filt.bind(), "size": float(params["size"]),
@@ -107,6 +106,6 @@ RECURRING = register(Analysis(
             Param("place", "地点", "choice", "unit_grid", choices=PLACES),
             Param("size", "六边形边长(m)", "float", 500, low=50, high=5000),
             Param("top", "返回条数", "int", 100, low=1, high=1000),
-            Param("area", "区域", "area")),
+            Param("area", "区域", "area"), BBOX_PARAM),
     tables=("admin_area", "unit_grid", "component", "case_record"), run=recurring, cached=True,
 ))  # fmt: skip

@@ -114,3 +114,17 @@ class Server:
             os.unlink(self.log.name)
         else:
             print(f"server log kept: {self.log.name}", file=sys.stderr)
+
+
+def write_section(name: str, heading: str, markdown: str) -> None:
+    """Replace the `name` section of docs/PERFORMANCE.md between its bench markers (appended
+    under `heading` the first time)."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    path = PROJECT_ROOT / "docs" / "PERFORMANCE.md"
+    doc = path.read_text(encoding="utf-8")
+    block = f"{start}\n{markdown}\n{end}"
+    if start in doc:
+        doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :]
+    else:
+        doc += f"\n## {heading}\n\n{block}\n"
+    path.write_text(doc, encoding="utf-8")

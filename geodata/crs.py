@@ -39,6 +39,7 @@ A = 6378245.0
 EE = 0.00669342162296594323
 X_PI = math.pi * 3000.0 / 180.0
 GEOGRAPHIC_EPSG = {4326, 4490}  # WGS84 and CGCS2000: treated as equal (see module docstring)
+CHINA_LON = (73.5, 135.0)  # metric_epsg: Gauss-Krüger zones inside, UTM zones outside
 
 _GK = re.compile(r"^(?:cgcs2000-)?gk(3|6)?-?(cm)?(\d{2,3})$")
 # Geodetic datums that need a user-supplied datum shift, matched in pyproj's (or ESRI's) datum name.
@@ -285,7 +286,17 @@ def to_storage(geoms: np.ndarray, source: SourceCrs) -> np.ndarray:
     return _apply(geoms, transformer.transform)
 
 
-def metric_epsg(lon: float) -> int:
-    """The CGCS2000 3° Gauss-Krüger CRS (central meridian as EPSG code) for a longitude."""
-    cm = 3 * round(lon / 3)
-    return gauss_kruger_epsg(3, min(135, max(75, cm)), True)
+def metric_epsg(lon: float, lat: float = 0.0) -> int:
+    """The metric CRS an analysis works in at (lon, lat): a GK zone in China, else WGS 84 UTM.
+
+    Within CHINA_LON (73.5–135°E, China's span) it is the CGCS2000 3° Gauss-Krüger zone whose
+    central meridian is nearest (EPSG:4534–4554); outside it — foreign data such as Boston 311 —
+    the WGS 84 UTM zone of the longitude, EPSG:326xx north of the equator and 327xx south (the
+    regular 6° zones, without the Norway/Svalbard exceptions). Only the longitude picks the zone;
+    the two UTM hemispheres differ by their false northing only, so lengths and areas agree.
+    """
+    if CHINA_LON[0] <= lon <= CHINA_LON[1]:
+        cm = 3 * round(lon / 3)
+        return gauss_kruger_epsg(3, min(135, max(75, cm)), True)
+    zone = int((lon + 180.0) // 6.0) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone

@@ -10,6 +10,8 @@ import pyogrio
 import pytest
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_utm_crs_info
 
 from geodata import crs as c
 from loaders.importer.run import ImportUsageError
@@ -117,6 +119,26 @@ def test_gauss_kruger_zone_and_cm_forms_agree_with_pyproj():
         assert metres(back.x, back.y, lon, lat) < 0.01
     x39, _ = Transformer.from_crs(4490, 4527, always_xy=True).transform(lon, lat)
     assert 39_000_000 < x39 < 40_000_000  # zone number prefixed to the easting
+
+
+@pytest.mark.parametrize(("lon", "lat"), [(-71.06, 42.36), (151.2, -33.87), (2.35, 48.85),
+                                          (-0.13, 51.5), (72.8, 19.0), (139.7, 35.7),
+                                          (-46.6, -23.5), (174.8, -41.3)])  # fmt: skip
+def test_metric_epsg_abroad_is_the_utm_zone_pyproj_finds(lon, lat):
+    found = query_utm_crs_info(
+        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
+    )
+    assert [int(info.code) for info in found] == [c.metric_epsg(lon, lat)]
+
+
+@pytest.mark.parametrize("lon", [73.5, 75.99, 87.6, 104.07, 117.0, 118.6, 120.38, 126.6, 135.0])
+def test_metric_epsg_in_china_is_the_nearest_gauss_kruger_zone(lon):
+    crs = CRS.from_epsg(c.metric_epsg(lon, 36.0))
+    assert crs.name.startswith("CGCS2000 / 3-degree Gauss-Kruger CM")
+    central = next(p.value for p in crs.coordinate_operation.params
+                   if p.name == "Longitude of natural origin")  # fmt: skip
+    assert abs(central - lon) <= 1.5 or lon < 75  # 73.5–75°E falls in the westmost zone, CM 75°E
+    assert central % 3 == 0 and 75 <= central <= 135
 
 
 def test_to_storage_converts_every_vertex():
