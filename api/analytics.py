@@ -23,6 +23,15 @@ def analyses():
     return private_json({"analyses": [a.describe() for a in ANALYSES.values()]})
 
 
+@bp.get("/api/analytics/parking/heat")
+def parking_heat():
+    """Parking pressure at a moment (`at`): the analysis parking-heat under its issue's path."""
+    with engine().connect() as conn:
+        body = run_analysis(conn, current_user(), "parking-heat", request.args.to_dict(),
+                            result_cache(runtime()))  # fmt: skip
+    return private_json(body)
+
+
 @bp.get("/api/analytics/<analysis_id>")
 def run(analysis_id: str):
     """Run an analysis with the query's parameters (format=geojson: the features themselves)."""

@@ -509,13 +509,13 @@ class ParkingLot(Base):
     id: Mapped[int] = id_column()
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    capacity: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int | None] = mapped_column(Integer)  # NULL: unknown (e.g. OSM without a tag)
     lot_type: Mapped[str] = mapped_column(String(4))
     fee: Mapped[str | None] = mapped_column(String(100))
     fee_per_hour: Mapped[float | None] = mapped_column(Double)
     geom = geometry("POINT")
     __table_args__ = (
-        CheckConstraint("capacity > 0", name="capacity"),
+        CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity"),
         CheckConstraint(one_of("lot_type", catalog.PARKING_TYPES), name="lot_type"),
         CheckConstraint("fee_per_hour IS NULL OR fee_per_hour >= 0", name="fee"),
         *geometry_checks(),
@@ -531,7 +531,32 @@ class ParkingOccupancy(Base):
     )
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     occupied: Mapped[int] = mapped_column(Integer)
-    __table_args__ = (CheckConstraint("occupied >= 0", name="occupied"),)
+    entries: Mapped[int | None] = mapped_column(Integer)  # vehicles in since the previous reading
+    __table_args__ = (
+        CheckConstraint("occupied >= 0", name="occupied"),
+        CheckConstraint("entries IS NULL OR entries >= 0", name="entries"),
+    )
+
+
+class ParkingHourly(Base):
+    """停车小时汇总: one lot's readings over one UTC hour, kept by triggers (migration 0008).
+
+    A reading holds until the lot's next one, for at most an hour; seconds without a reading are
+    unobserved. full_s: seconds at ≥ 90 % of capacity; arrivals: counted entries, else rises.
+    """
+
+    __tablename__ = "parking_hourly"
+    lot_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("parking_lot.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True, index=True)
+    observed_s: Mapped[float] = mapped_column(Double, server_default="0")
+    occupied_s: Mapped[float] = mapped_column(Double, server_default="0")
+    full_s: Mapped[float] = mapped_column(Double, server_default="0")
+    max_occupied: Mapped[int | None] = mapped_column(Integer)
+    arrivals: Mapped[int] = mapped_column(Integer, server_default="0")
+    readings: Mapped[int] = mapped_column(Integer, server_default="0")
+    counted: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Camera(Base):

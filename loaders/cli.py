@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from auth import accounts
+from errors import OneMapError
 from geodata.db import engine_for, is_migrated, migrate
 from layers.aggregates import refresh_tables
 from layers.check import check_registry
@@ -20,6 +22,11 @@ from loaders.importer.run import MODES, ImportOptions, ImportUsageError, run_imp
 from loaders.importer.specs import SPECS
 from loaders.users import add_arguments as add_user_arguments
 from loaders.users import ensure_demo_users, report_demo_users, run_token, run_user
+from services.alarms import FIELDS as ALARM_FIELDS
+from services.alarms import REQUIRED as ALARM_REQUIRED
+from services.alarms import ingest_alarms
+from services.parking_ingest import FIELDS as READING_FIELDS
+from services.parking_ingest import OPTIONAL, ingest_readings
 from settings import DatabaseNotConfigured, Settings
 
 
@@ -176,6 +183,92 @@ def cmd_osm(args, settings: Settings) -> int:
     return status
 
 
+def read_readings(path: Path) -> list[dict]:
+    """The rows of a readings CSV (UTF-8, lot_code, at, occupied[, entries]); ValueError if unusable."""
+    if not path.is_file():
+        raise ValueError(f"文件不存在：{path}")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in READING_FIELDS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise ValueError(f"CSV 缺少列：{', '.join(missing)}（需要 lot_code, at, occupied）")
+            return [{k: row.get(k) for k in (*READING_FIELDS, *OPTIONAL)} for row in reader]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"无法读取 CSV 文件 {path}：{exc}") from exc
+
+
+def print_readings_report(report: dict) -> None:
+    """The ingest report in Chinese; rejected rows with their CSV line (header is line 1)."""
+    state = "已写入" if report["written"] else "未写入任何读数"
+    print(f"停车读数：收到 {report['received']}，有效 {report['valid']}，{state}"
+          f"（新增 {report['inserted']}，更正 {report['updated']}，未变 {report['unchanged']}），"
+          f"拒绝 {len(report['rejected'])}")  # fmt: skip
+    for item in report["rejected"][:100]:
+        print(f"  第 {item['index'] + 2} 行 {item['lot_code'] or ''}：{item['reason']}")
+    if len(report["rejected"]) > 100:
+        print(f"  …… 另有 {len(report['rejected']) - 100} 行被拒绝")
+    if report["rejected"] and not report["partial"]:
+        print("整批未写入：修正被拒绝的行后重新提交，或加 --partial 只写入有效行")
+
+
+def cmd_parking_readings(args, settings: Settings) -> int:
+    """Ingest a CSV of occupancy readings; exit 2 when rows were rejected or the file is unusable."""
+    rows = read_readings(Path(args.file))
+    engine = prepared_engine(settings)
+    with engine.begin() as conn:
+        report = ingest_readings(conn, rows, partial=args.partial)
+        accounts.audit(conn, "cli", "parking_readings", "parking_occupancy",
+                       {k: v for k, v in report.items() if k != "rejected"}
+                       | {"file": args.file, "rejected": len(report["rejected"])})  # fmt: skip
+    print_readings_report(report)
+    return 2 if report["rejected"] else 0
+
+
+def read_alarm_rows(path: Path) -> list[dict]:
+    """The rows of an alarms CSV (UTF-8, header sensor_code, raised_at, level[, message])."""
+    if not path.is_file():
+        raise ValueError(f"文件不存在：{path}")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ALARM_REQUIRED if c not in (reader.fieldnames or ())]
+            if missing:
+                raise ValueError(
+                    f"CSV 缺少列：{', '.join(missing)}（需要 sensor_code, raised_at, level）"
+                )
+            return [{k: row.get(k) for k in ALARM_FIELDS} for row in reader]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"无法读取 CSV 文件 {path}：{exc}") from exc
+
+
+def print_alarms_report(report: dict) -> None:
+    """The alarm ingest report in Chinese; rejected rows with their CSV line (header is line 1)."""
+    state = "已写入" if report["written"] else "未写入任何告警"
+    print(f"告警：收到 {report['received']}，有效 {report['valid']}，{state}"
+          f"（新增 {report['inserted']}，已存在 {report['existing']}），"
+          f"拒绝 {len(report['rejected'])}")  # fmt: skip
+    for item in report["rejected"][:100]:
+        print(f"  第 {item['index'] + 2} 行 {item['sensor_code'] or ''}：{item['reason']}")
+    if len(report["rejected"]) > 100:
+        print(f"  …… 另有 {len(report['rejected']) - 100} 行被拒绝")
+    if report["rejected"] and not report["partial"]:
+        print("整批未写入：修正被拒绝的行后重新提交，或加 --partial 只写入有效行")
+
+
+def cmd_alarms(args, settings: Settings) -> int:
+    """Ingest a CSV of sensor alarms; exit 2 when rows were rejected or the file is unusable."""
+    rows = read_alarm_rows(Path(args.file))
+    engine = prepared_engine(settings)
+    with engine.begin() as conn:
+        report = ingest_alarms(conn, rows, partial=args.partial)
+        accounts.audit(conn, "cli", "alarm_ingest", "alarm",
+                       {k: v for k, v in report.items() if k not in ("rejected", "ids")}
+                       | {"file": args.file, "rejected": len(report["rejected"])})  # fmt: skip
+    print_alarms_report(report)
+    return 2 if report["rejected"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
     parser = argparse.ArgumentParser(prog="python -m loaders", description="城管一张图 数据工具")
@@ -195,6 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
     osm_parser = osm.add_arguments(sub.add_parser("osm", help="导入 OpenStreetMap 数据"))
     osm_parser.set_defaults(func=cmd_osm)
     add_import_parser(sub)
+    readings = sub.add_parser(
+        "parking-readings", help="导入停车占用读数 CSV（lot_code, at, occupied）"
+    )
+    readings.add_argument("file", help="CSV 文件（UTF-8，表头 lot_code,at,occupied）")
+    readings.add_argument(
+        "--partial", action="store_true", help="只写入有效行（默认有任何错误则整批不写入）"
+    )
+    readings.set_defaults(func=cmd_parking_readings)
+    alarms = sub.add_parser(
+        "alarms", help="导入物联感知告警 CSV（sensor_code, raised_at, level, message）"
+    )
+    alarms.add_argument(
+        "file", help="CSV 文件（UTF-8，表头 sensor_code,raised_at,level[,message]）"
+    )
+    alarms.add_argument(
+        "--partial", action="store_true", help="只写入有效行（默认有任何错误则整批不写入）"
+    )
+    alarms.set_defaults(func=cmd_alarms)
     add_user_arguments(sub)
     sub.choices["user"].set_defaults(func=cmd_user)
     sub.choices["token"].set_defaults(func=cmd_token)
@@ -211,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OperationalError as exc:
         print(f"错误：无法连接数据库：{exc.orig}", file=sys.stderr)
+        return 2
+    except OneMapError as exc:  # e.g. an empty or oversized batch of readings
+        print(f"错误：{exc.message}", file=sys.stderr)
         return 2
     except (LookupError, ValueError) as exc:  # unknown user, bad role or area, short password
         print(f"错误：{exc}", file=sys.stderr)

@@ -77,9 +77,9 @@ def is_public_green(tags: dict) -> bool:
     return public and any(tags.get(k) == v for k, v in GREEN)
 
 
-def is_parking_with_capacity(tags: dict) -> bool:
-    """amenity=parking with a number of spaces."""
-    return tags.get("amenity") == "parking" and tags.get("capacity", "").isdigit()
+def has_capacity(tags: dict) -> bool:
+    """A capacity tag that is a positive whole number of spaces."""
+    return tags.get("capacity", "").isdigit() and int(tags["capacity"]) > 0
 
 
 def is_camera(tags: dict) -> bool:
@@ -97,7 +97,7 @@ def expected_helsinki() -> dict[str, int]:
             counts["green_space"] += is_public_green(tags)
             counts["land_parcel"] += tags.get("landuse") == "residential"
         if obj.is_area() or obj.is_node():
-            counts["parking_lot"] += is_parking_with_capacity(tags)
+            counts["parking_lot"] += tags.get("amenity") == "parking"  # with a capacity or not
             counts["sanitation_facility"] += tags.get("amenity") in SANITATION_KINDS
         if obj.is_node():
             counts["camera"] += is_camera(tags)
@@ -276,13 +276,29 @@ def test_multipolygon_park_is_one_valid_multipolygon_with_its_area(helsinki):
     assert area == pytest.approx(geodesic_area(kaisaniemi_polygon()), rel=0.01)
 
 
-def test_parking_without_capacity_is_skipped_and_reported(helsinki):
+def expected_capacities() -> list[int]:
+    """The capacities tagged on the extract's parking nodes and areas, read with osmium."""
+    found = []
+    for obj in osmium.FileProcessor(str(HELSINKI)).with_areas():
+        tags = dict(obj.tags)
+        if (obj.is_area() or obj.is_node()) and tags.get("amenity") == "parking":
+            found += [int(tags["capacity"])] if has_capacity(tags) else []
+    return found
+
+
+def test_parking_without_capacity_is_imported_with_capacity_unknown(helsinki):
     engine, report = helsinki
     parking = report.tables["parking_lot"]
-    assert parking["skipped_by_reason"] == {"缺少停车位数（capacity）": parking["read"] - 1}
-    skipped = [s for s in report.skipped if s["table"] == "parking_lot"]
-    assert len(skipped) == parking["skipped"] and all(s["osm"].startswith("osm-") for s in skipped)
-    assert scalar(engine, "SELECT capacity FROM parking_lot") == 400  # the one tagged lot
+    # 43 lots, one with a capacity tag; 4 are ways cut by the extract's edge (no closed ring),
+    # so 39 have a geometry (expected_helsinki counts them) and all 39 are imported.
+    assert parking["read"] == 43 and parking["inserted"] == expected_helsinki()["parking_lot"] == 39
+    assert parking["skipped_by_reason"] == {"面几何无法构建（成员缺失或环不闭合）": 4}
+    with engine.connect() as conn:
+        known = conn.execute(text(
+            "SELECT capacity FROM parking_lot WHERE capacity IS NOT NULL")).scalars().all()  # fmt: skip
+    unknown = scalar(engine, "SELECT count(*) FROM parking_lot WHERE capacity IS NULL")
+    assert known == expected_capacities() == [400]  # the one tagged lot
+    assert unknown == 38
 
 
 def test_components_filed_under_the_given_district(helsinki):
@@ -362,14 +378,14 @@ def test_attributes_follow_the_mapping(jinan):
     assert cameras == [("经十路东口", 45.0), (None, 135.0), (None, 225.0)]
     assert parking == [(
         "停车场", 20, "路内", "免费"), ("停车场", 120, "地下", None),
-        ("恒隆广场停车楼", 300, "立体", "收费")]  # fmt: skip
+        ("恒隆广场停车楼", 300, "立体", "收费"),  # then capacity=约50 and no capacity: unknown
+        ("停车场", None, "路外", None), ("停车场", None, "路外", None)]  # fmt: skip
     assert sanitation == {"公共厕所": 2, "垃圾箱": 1, "垃圾收集点": 2, "垃圾中转站": 1}
     assert sorted(tuple(r) for r in roads) == [("二环东路", "快速路", None, "ST_MultiLineString"),
                      ("燕子山路", "街巷", 7.0, "ST_MultiLineString"),
                      ("经十路", "主干路", None, "ST_MultiLineString")]  # fmt: skip
     assert parcels == [("R", "燕山小区", 1200), ("R", None, None)]
-    assert report.tables["parking_lot"]["skipped_by_reason"] == {
-        "停车位数不是正整数（capacity=约50）": 1, "缺少停车位数（capacity）": 1}  # fmt: skip
+    assert report.tables["parking_lot"]["skipped"] == 0  # capacity=约50 and none: unknown
     assert report.tables["camera"]["skipped"] == 1
     assert report.tables["sanitation_facility"]["skipped"] == 1  # the private toilet
 

@@ -161,18 +161,22 @@ def sanitation_facility(tags: Tags) -> dict | Skip | None:
     return {"kind": kind, "name": name_of(tags), "opening_hours": hours}
 
 
+def spaces(value: str | None) -> int | None:
+    """The number of spaces from a capacity tag: a positive integer, else unknown (None)."""
+    capacity = number(value)
+    if capacity is None or capacity != int(capacity) or capacity <= 0:
+        return None
+    return int(capacity)
+
+
 def parking_lot(tags: Tags) -> dict | Skip | None:
-    """amenity=parking with a numeric capacity → 停车场 (the table requires capacity > 0)."""
+    """amenity=parking → 停车场. Most OSM lots carry no capacity tag, and some carry one that is
+    not a count ('约50', '10;20'): they are real lots all the same, imported with the capacity
+    unknown (NULL), which the parking measures leave out of rates but count as lots."""
     if tags.get("amenity") != "parking":
         return None
-    raw = tags.get("capacity")
-    if raw is None:
-        return Skip("缺少停车位数（capacity）")
-    capacity = number(raw)
-    if capacity is None or capacity != int(capacity) or capacity <= 0:
-        return Skip(f"停车位数不是正整数（capacity={raw[:20]}）")
     fee = (tags.get("fee") or "").strip()
-    return {"name": name_of(tags) or "停车场", "capacity": int(capacity),
+    return {"name": name_of(tags) or "停车场", "capacity": spaces(tags.get("capacity")),
             "lot_type": PARKING_TYPES.get(tags.get("parking", ""), "路外"),
             "fee": FEES.get(fee, fee[:100] or None)}  # fmt: skip
 
