@@ -67,17 +67,26 @@ COUNT_COLUMNS = ", ".join(
 def area_sql(where: str) -> str:
     """SQL: every area of the level inside the areas (:f_scope), with its counts (null if none).
 
-    Each case belongs to one listed area (the lowest code when it lies on a shared boundary), found
-    by a spatial join the GiST index of case_record serves, so the rows add up to the totals.
+    Each case belongs to one listed area, so the rows add up to the totals: the area its unit grid
+    code (单元网格编码, as registered) begins with; a case without a grid of a listed area (such
+    as imported data) is placed by its point, by a spatial join the GiST index of case_record
+    serves (the lowest code when it lies on a shared boundary).
     """
     return f"""
     WITH areas AS MATERIALIZED (
       SELECT a.code, a.name, a.geom FROM admin_area a WHERE a.level = :level
         AND (CAST(:f_scope AS text[]) IS NULL OR {in_areas("a.geom", "f_scope", polygonal=True)})),
+    cohort AS MATERIALIZED (
+      SELECT c.id, c.geom, {CASE_FIELDS}, g.code AS by_grid
+      FROM case_record c LEFT JOIN areas g ON g.code = left(c.grid_code, :code_length)
+      WHERE {where} AND {COHORT}),
+    loose AS MATERIALIZED (SELECT * FROM cohort WHERE by_grid IS NULL),
     cases AS (
-      SELECT DISTINCT ON (c.id) a.code AS grp, {CASE_FIELDS}
-      FROM areas a JOIN case_record c ON ST_Intersects(a.geom, c.geom)
-      WHERE {where} AND {COHORT} ORDER BY c.id, a.code),
+      SELECT c.by_grid AS grp, {CASE_FIELDS} FROM cohort c WHERE c.by_grid IS NOT NULL
+      UNION ALL
+      (SELECT DISTINCT ON (c.id) a.code AS grp, {CASE_FIELDS}
+       FROM loose c JOIN areas a ON a.geom && c.geom AND ST_Intersects(a.geom, c.geom)
+       ORDER BY c.id, a.code)),
     counts AS (SELECT c.grp, {COUNT_COLUMNS} FROM cases c GROUP BY c.grp)
     SELECT areas.code, areas.name, counts.* FROM areas LEFT JOIN counts ON counts.grp = areas.code
     ORDER BY areas.code"""
@@ -139,7 +148,8 @@ def case_kpis(conn: Connection, params: dict, user: User) -> dict:
     cases = dataclasses.replace(case_filter(params, user),
                                 scope=areas_of(conn, params["area"], user))  # fmt: skip
     at = end_of(cases.bounds()[1])
-    values = {**cases.bind(), "at": at, "voided": VOIDED, "level": params["by"]}
+    values = {**cases.bind(), "at": at, "voided": VOIDED, "level": params["by"],
+              "code_length": catalog.ADMIN_CODE_LENGTHS.get(params["by"])}  # fmt: skip
     if params["by"] == "department":
         found = conn.execute(text(department_sql(cases.where("c"))), values).mappings().all()
         rows = [

@@ -165,6 +165,17 @@ def window_of(value, end: str) -> tuple[str, str]:
     ).isoformat()
 
 
+def params_days(value) -> int:
+    """The slider window's length in days (untrusted input; 30 when malformed)."""
+    start, stop = window_of(value, date.today().isoformat())
+    return (date.fromisoformat(stop) - date.fromisoformat(start)).days + 1
+
+
+def step_of(days: int) -> str:
+    """Weekly steps for windows of four weeks or more, daily steps for shorter ones."""
+    return "week" if days >= 28 else "day"
+
+
 def filters_of(value, end, cls, source, status) -> dict:
     """The shared case filters of the panel as raw analysis parameters."""
     start, stop = window_of(value, end)
@@ -328,6 +339,7 @@ def register(app, settings) -> None:
             "cells": kind,
             "size": size,
             "area": area or None,
+            "step": step_of(params_days(value)),
         }
         result, error = guarded("emerging", params)
         return (error, [], None) if error else emerging_view(result)

@@ -65,6 +65,10 @@ def test_emerging_recurring_and_kpis_render(client, role_tokens, last_day):
                                     ("ca-emerging-store", "data")],
                   [("ca-run", "n_clicks", 1)], controls(last_day, (-181, 0)))["response"]  # fmt: skip
     assert "26 个时段" in str(em["ca-emerging"]["children"])
+    week = callback(client, headers, [("ca-emerging", "children"), ("ca-emerging-table", "data"),
+                                      ("ca-emerging-store", "data")],
+                    [("ca-run", "n_clicks", 1)], controls(last_day, (-6, 0)))["response"]  # fmt: skip
+    assert "7 个时段" in str(week["ca-emerging"]["children"])  # a week: daily steps
     rec = callback(client, headers, [("ca-recurring", "children"), ("ca-recurring-table", "data")],
                    [("ca-run", "n_clicks", 1)], controls(last_day))["response"]  # fmt: skip
     assert "至" in str(rec["ca-recurring"]["children"])
