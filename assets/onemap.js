@@ -39,3 +39,37 @@ Object.assign(window.onemap.map, {
     layer.bindTooltip(lines.join("<br>"), { sticky: true });
   }
 });
+/* The drainage overlay (callbacks/drainage_panel.py): traced pipes and wells, catchment areas,
+   pipes with a quality issue, or pipes coloured by risk level. */
+window.onemap.drainLevels = { "高": "#c62828", "中": "#f9a825", "低": "#2e7d32" };
+Object.assign(window.onemap.map, {
+  drainStyle: function (feature) {
+    const p = feature.properties || {};
+    if (p.level) {
+      return { color: window.onemap.drainLevels[p.level] || "#888888", weight: 4, opacity: 0.9 };
+    }
+    if (p.check) { return { color: "#ef6c00", weight: 5, opacity: 0.9 }; }
+    if (p.object === "pipe") {
+      return { color: p.on_loop ? "#c62828" : "#1565c0", weight: 4, opacity: 0.9 };
+    }
+    return { color: "#00796b", weight: 1, fillColor: "#26a69a", fillOpacity: 0.35 };
+  },
+  drainPoint: function (feature, latlng) {
+    const p = feature.properties || {};
+    const outfall = p.object === "outfall";
+    return L.circleMarker(latlng, { radius: outfall ? 7 : 4, color: "#ffffff", weight: 1,
+      fillColor: outfall ? "#004d40" : (p.start ? "#c62828" : "#1565c0"), fillOpacity: 0.95 });
+  },
+  bindDrainTooltip: function (feature, layer) {
+    const p = feature.properties || {};
+    const e = window.onemap.escapeHtml;
+    const parts = [e(p.code || p.name || "")];
+    if (p.level) { parts.push("风险 " + p.score + "（" + e(p.level) + "）"); }
+    if (p.check_label) { parts.push(e(p.check_label)); }
+    if (p.distance_m !== undefined && p.distance_m !== null) {
+      parts.push("距起点 " + Math.round(p.distance_m) + " m");
+    }
+    if (p.diameter_mm) { parts.push("管径 " + p.diameter_mm + " mm"); }
+    layer.bindTooltip(parts.join("<br>"), { sticky: true });
+  }
+});

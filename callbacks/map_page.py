@@ -10,7 +10,17 @@ from flask import has_request_context
 from auth.access import visible_layers
 from auth.accounts import User
 from auth.web import csrf_token
-from callbacks import analysis_panel, area_focus, case_panel, ids, layer_tree, side_panel
+from callbacks import (
+    alarm_panel,
+    analysis_panel,
+    area_focus,
+    case_panel,
+    drainage_panel,
+    ids,
+    layer_tree,
+    parking_panel,
+    side_panel,
+)
 from callbacks.pages import Page
 from layers.registry import layer_json
 from runtime import runtime
@@ -151,6 +161,9 @@ def base_map(settings: Settings, outline: dict | None = None) -> dl.Map:
             dl.LayerGroup(id=ids.MARKER_LAYER),
             *analysis_panel.overlays(),
             *case_panel.overlays(),
+            *parking_panel.overlays(),
+            *drainage_panel.overlays(),
+            *alarm_panel.overlays(),
             dl.ScaleControl(position="bottomleft", imperial=False),
             dl.FullScreenControl(position="topleft", title="全屏", titleCancel="退出全屏"),
         ],
@@ -164,6 +177,9 @@ def register(app, settings: Settings) -> None:
     side_panel.register(app, settings)
     analysis_panel.register(app, settings)
     case_panel.register(app, settings)
+    parking_panel.register(app, settings)
+    drainage_panel.register(app, settings)
+    alarm_panel.register(app, settings)
 
 
 PAGE = Page(path="/", title="一张图", layout=layout, register=register)

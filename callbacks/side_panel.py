@@ -10,7 +10,7 @@ from dash.exceptions import PreventUpdate
 from analytics.duplicates import similar_to_case
 from auth.accounts import User
 from auth.web import client_ip, current_user
-from callbacks import analysis_panel, case_panel, ids
+from callbacks import alarm_panel, analysis_panel, case_panel, drainage_panel, ids, parking_panel
 from callbacks.ui import CODE_NAMES
 from errors import OneMapError
 from layers.registry import REGISTRY
@@ -60,6 +60,9 @@ def panel(user: User) -> dcc.Tabs:
             html.Div(id=LOCATION_ID, children=html.P("点击地图任意位置查询地址与网格", className="hint"))]),
         dcc.Tab(label="分析", value="analysis", children=analysis_panel.panel(user)),
         dcc.Tab(label="案件分析", value="cases", children=case_panel.panel(user)),
+        dcc.Tab(label="停车分析", value="parking", children=parking_panel.panel(user)),
+        dcc.Tab(label="排水分析", value="drainage", children=drainage_panel.panel(user)),
+        dcc.Tab(label="预警", value="alarms", children=alarm_panel.panel(user)),
     ])  # fmt: skip
 
 
@@ -283,9 +286,10 @@ def register(app, settings) -> None:
         Input(ids.MAP, "clickData"),
         State(ids.STATE_STORE, "data"),
         State(ids.MAP, "zoom"),
+        State(ids.PANEL_TABS, "value"),
         prevent_initial_call=True,
     )
-    def _click(clicked, state, zoom):
+    def _click(clicked, state, zoom, tab):
         latlng = clicked.get("latlng") if isinstance(clicked, dict) else None
         if not isinstance(latlng, dict):
             raise PreventUpdate
@@ -298,12 +302,15 @@ def register(app, settings) -> None:
         except OneMapError as exc:
             return error_note(exc), no_update, [], "search"
         where = location_view(found["place"])
-        if hit is None:
-            return where, no_update, [], "search"
+        if hit is None:  # an empty spot: 查询 answers, unless a panel that uses clicks is open
+            return where, no_update, [], no_update if tab in CLICK_PANELS else "search"
         lat, lon = found["place"]["lat"], found["place"]["lon"]
         popup = dl.Popup(position=[lat, lon], children=[html.B(title[0]), html.Br(), title[1]],
                          className="onemap-popup")  # fmt: skip
         return where, {**hit, "lat": lat, "lon": lon}, [popup], no_update
+
+
+CLICK_PANELS = ("alarms", "parking", "drainage")  # tabs that answer a map click themselves
 
 
 def chosen_place(trigger: dict, hits) -> tuple[float, float, str]:

@@ -102,8 +102,23 @@ def test_map_click_validates_every_number(client, role_tokens, lat, lon, zoom, m
                    [("location-body", "children"), ("clicked-object", "data"),
                     ("marker-layer", "children"), ("panel-tabs", "value")],
                    [("onemap-map", "clickData", {"latlng": {"lat": lat, "lng": lon}})],
-                   [("map-state", "data", {"layers": {"case": {}}}), ("onemap-map", "zoom", zoom)])  # fmt: skip
+                   [("map-state", "data", {"layers": {"case": {}}}), ("onemap-map", "zoom", zoom),
+                    ("panel-tabs", "value", "stats")])  # fmt: skip
     assert message in str(out["response"]["location-body"]["children"])
+
+
+@pytest.mark.parametrize(
+    ("tab", "switched"), [("stats", True), ("alarms", False), ("parking", False)]
+)
+def test_a_click_on_an_empty_spot_leaves_panels_that_use_clicks_open(client, role_tokens, tab,
+                                                                     switched):  # fmt: skip
+    out = callback(client, auth(role_tokens, "admin"),
+                   [("location-body", "children"), ("clicked-object", "data"),
+                    ("marker-layer", "children"), ("panel-tabs", "value")],
+                   [("onemap-map", "clickData", {"latlng": {"lat": 36.0, "lng": 118.5}})],
+                   [("map-state", "data", {"layers": {}}), ("onemap-map", "zoom", 15),
+                    ("panel-tabs", "value", tab)])  # fmt: skip
+    assert ("panel-tabs" in out["response"]) is switched
 
 
 @pytest.mark.parametrize(
