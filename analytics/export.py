@@ -44,6 +44,12 @@ TITLES = {
     "observed_hours": "观测小时数", "coverage": "观测覆盖率", "occupied_now": "当前占用",
     "occupancy_now": "当前占用率", "observed_at": "读数时间", "lots": "停车场数",
     "lots_unknown_capacity": "容量未知停车场数",
+    # 停车缺口 (analytics/parking.py, parking-shortage)
+    "cell_id": "网格编号", "supply": "供给泊位数", "demand": "高峰需求(车位)",
+    "peak_at": "需求高峰时刻", "ratio": "峰值占用率", "shortage": "缺口(车位，需求−90%供给)",
+    "hours_short": "紧张小时数(≥90%)", "hours_observed": "观测小时数",
+    "short_share": "紧张小时占比", "cells": "网格数", "cells_short": "紧张网格数",
+    "lots_outside_cells": "网格外停车场数", "cells_kind": "网格类型", "full_share": "满位阈值",
     # 排水一张图 (analytics/drainage.py): 上游汇水范围, 数据质量检查, 管线隐患排查
     "object": "对象", "land_use": "用地性质", "well": "排入检查井", "at_object": "起点类型",
     "at_code": "起点编码", "kind": "类别", "upstream_pipes": "上游管线数",

@@ -1,10 +1,13 @@
-"""停车分析: utilisation, turnover, peak hour and full hours per lot and area; pressure heat at a
-moment; the nearest lots with free spaces. Definitions and the storage choice: docs/PARKING.md.
+"""停车分析: utilisation, turnover, peak hour and full hours per lot and area; shortage (demand
+against supply) per cell, ranked; pressure heat at a moment; the nearest lots with free spaces.
+Definitions and the storage choice: docs/PARKING.md.
 
-Measures read the hourly rollup `parking_hourly` (migration 0008, kept by triggers on every write
-of a reading): a reading holds until the lot's next one, for at most HOLD_S seconds, so a gap in
-readings is unobserved time, never an empty lot. Lots of unknown capacity are counted in `lots`
-and excluded from every rate. The user's areas are applied in SQL (`geodata.areas.in_areas`).
+Measures and shortage read the daily rollup `parking_daily` (one row per lot and city-clock day
+with 24 per-hour slots, summed from the hourly rollup `parking_hourly`; migration 0008, both kept
+by triggers on every write of a reading): a reading holds until the lot's next one, for at most
+HOLD_S seconds, so a gap in readings is unobserved time, never an empty lot. Lots of unknown
+capacity are counted in `lots` and excluded from every rate. The user's areas are applied in SQL
+(`geodata.areas.in_areas`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import Connection, text
 
 from analytics import coverage as cov
 from analytics import network
+from analytics.cells import CELL_SQL, CELLS, EXTENT, IN_EXTENT, check_cells
 from analytics.contract import Analysis, Param, register
 from auth.access import find_layer
 from auth.accounts import User
@@ -37,6 +41,7 @@ NEAREST_MAX = 20
 NEAREST_CANDIDATES = 5  # straight-line candidates per lot asked for, re-ranked by walking
 WALK_LIMIT_M = 10_000.0
 SOURCES = ("entries", "estimated", "mixed")
+FULL_TOLERANCE = 1e-9  # a share computed as exactly 90 % must not miss "≥ 90 %" by rounding
 
 LOTS = f"""
     SELECT l.id, l.code, l.name, l.capacity, l.lot_type, l.fee, l.fee_per_hour, l.geom
@@ -46,38 +51,45 @@ LOTS = f"""
       AND (CAST(:wkb AS bytea) IS NULL
            OR ST_Intersects(l.geom, ST_Transform(ST_GeomFromWKB(:wkb, :srid), {SRID})))
 """
-# One scan of the rollup, two groupings: per lot and local hour of day (g = 0), and per local
-# weekday and hour over the lots of known capacity (g = 1); then per lot its totals and peak hour
-# (the hour of day of highest mean occupancy, earliest on a tie), so only ~2,200 rows leave the
-# database. Local hours by arithmetic on a fixed UTC offset (:offset_s; the city clock,
-# Asia/Shanghai, has no daylight saving).
+
+
+def hour_slots(expr: str) -> str:
+    """SQL: an array of 24 aggregates, `expr` formatted with the 1-based hour-of-day slot {i}."""
+    return "ARRAY[" + ", ".join(expr.format(i=i) for i in range(1, 25)) + "]"
+
+
+# The daily rollup (one row per lot and city-clock day, with 24 per-hour slots) read once for the
+# window's days; two groupings: per lot its totals and peak hour (the hour of day of highest mean
+# occupancy over its observed time, earliest on a tie; g = 0), and per weekday and hour of day the
+# occupied and capacity × observed seconds of the lots of known capacity (g = 1), so only ~2,200
+# rows leave the database.
 MEASURES = text(f"""
-    WITH a AS MATERIALIZED (
-      SELECT GROUPING(h.lot_id) AS g, h.lot_id, x.lh % 24 AS hod, ((x.lh / 24 + 3) % 7) + 1 AS dow,
-             sum(h.observed_s) AS observed_s, sum(h.occupied_s) AS occupied_s,
-             sum(h.full_s) AS full_s, max(h.max_occupied) AS peak, sum(h.arrivals) AS arrivals,
-             sum(h.readings) AS readings, sum(h.counted) AS counted,
-             sum(h.occupied_s) FILTER (WHERE lots.capacity IS NOT NULL) AS known_occupied_s,
-             sum(h.observed_s * lots.capacity) AS space_s
-      FROM parking_hourly h
-      JOIN ({LOTS}) lots ON lots.id = h.lot_id
-      CROSS JOIN LATERAL (
-        SELECT (date_part('epoch', h.hour)::bigint + :offset_s) / 3600 AS lh) x
-      WHERE h.hour >= :start AND h.hour < :stop
-      GROUP BY GROUPING SETS ((h.lot_id, x.lh % 24), (((x.lh / 24 + 3) % 7) + 1, x.lh % 24))),
-    peak AS (
-      SELECT DISTINCT ON (lot_id) lot_id, hod FROM a WHERE g = 0 AND observed_s > 0
-      ORDER BY lot_id, occupied_s / observed_s DESC, hod)
-    SELECT 0 AS g, t.lot_id, p.hod AS peak_hour, NULL::bigint AS dow, NULL::bigint AS hod,
-           t.observed_s, t.occupied_s, t.full_s, t.peak, t.arrivals, t.readings, t.counted,
-           NULL::float AS known_occupied_s, NULL::float AS space_s
-    FROM (SELECT lot_id, sum(observed_s) AS observed_s, sum(occupied_s) AS occupied_s,
-                 sum(full_s) AS full_s, max(peak) AS peak, sum(arrivals)::bigint AS arrivals,
-                 sum(readings)::bigint AS readings, sum(counted)::bigint AS counted
-          FROM a WHERE g = 0 GROUP BY lot_id) t LEFT JOIN peak p ON p.lot_id = t.lot_id
+    WITH d AS MATERIALIZED (
+      SELECT d.*, lots.capacity FROM parking_daily d JOIN ({LOTS}) lots ON lots.id = d.lot_id
+      WHERE d.day >= :first AND d.day <= :last),
+    per_lot AS (
+      SELECT lot_id, sum(observed_s) AS observed_s, sum(occupied_s) AS occupied_s,
+             sum(full_s) AS full_s, max(max_occupied) AS peak, sum(arrivals)::bigint AS arrivals,
+             sum(readings)::bigint AS readings, sum(counted)::bigint AS counted,
+             {hour_slots("sum(occupied_by_hour[{i}])")} AS occ,
+             {hour_slots("sum(observed_by_hour[{i}])")} AS obs
+      FROM d GROUP BY lot_id),
+    per_weekday AS (
+      SELECT extract(isodow FROM day)::int AS dow,
+             {hour_slots("sum(occupied_by_hour[{i}]) FILTER (WHERE capacity IS NOT NULL)")} AS occ,
+             {hour_slots("sum(observed_by_hour[{i}] * capacity)")} AS space
+      FROM d GROUP BY 1)
+    SELECT 0 AS g, p.lot_id,
+           (SELECT u.i - 1 FROM unnest(p.occ, p.obs) WITH ORDINALITY u(occ, obs, i)
+            WHERE u.obs > 0 ORDER BY u.occ / u.obs DESC, u.i LIMIT 1)::int AS peak_hour,
+           NULL::int AS dow, NULL::int AS hod, p.observed_s, p.occupied_s, p.full_s, p.peak,
+           p.arrivals, p.readings, p.counted, NULL::float AS known_occupied_s,
+           NULL::float AS space_s
+    FROM per_lot p
     UNION ALL
-    SELECT 1, NULL, NULL, dow, hod, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           known_occupied_s, space_s FROM a WHERE g = 1
+    SELECT 1, NULL, NULL, w.dow, (u.i - 1)::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           u.occ, u.space
+    FROM per_weekday w, unnest(w.occ, w.space) WITH ORDINALITY u(occ, space, i)
 """)
 LOT_LIST = text(f"""
     WITH lots AS MATERIALIZED ({LOTS})
@@ -88,7 +100,9 @@ LOT_LIST = text(f"""
       ORDER BY o.observed_at DESC LIMIT 1) r ON true
     ORDER BY lots.code
 """)
-LATEST_HOUR = text("SELECT max(hour) FROM parking_hourly")
+# The hour of the newest reading (the rollup's newest hour may be only the tail of a reading's
+# hold, past midnight: the default window would then end on a day without readings).
+LATEST_HOUR = text("SELECT max(hour) FROM parking_hourly WHERE readings > 0")
 HEAT = text(f"""
     WITH lots AS MATERIALIZED ({LOTS}),
     now AS (
@@ -127,6 +141,51 @@ CANDIDATES = text(f"""
 """)
 
 
+# 停车缺口: each lot of LOTS joins the cell of the extent that contains its point (the smallest
+# cell id on a shared edge). Per cell and hour (from the daily rollup's per-hour slots), over its
+# lots of known capacity observed in that hour: the hour's utilisation (Σ occupied space-s ÷
+# Σ capacity × observed s) and its demand (Σ per lot of its mean occupied spaces over the observed
+# part of the hour). Then per cell: hours observed, hours at ≥ :full, the peak utilisation, and the
+# peak demand with its day and hour (the earliest on a tie).
+SHORTAGE = f"""
+    WITH {EXTENT},
+    cells AS MATERIALIZED (SELECT c.cell_id, c.native FROM ({{cells}}) c, a WHERE {IN_EXTENT}),
+    lots AS MATERIALIZED ({LOTS}),
+    member AS MATERIALIZED (
+      SELECT DISTINCT ON (l.id) l.id, l.capacity, cells.cell_id,
+             ST_X(ST_Centroid(cells.native)) AS lon, ST_Y(ST_Centroid(cells.native)) AS lat
+      FROM cells JOIN parking_lot l ON l.geom && cells.native AND ST_Intersects(cells.native, l.geom)
+      WHERE l.id IN (SELECT id FROM lots)
+      ORDER BY l.id, cells.cell_id),
+    per_day AS (
+      SELECT m.cell_id, d.day,
+             {hour_slots("sum(d.occupied_by_hour[{i}])")} AS occ,
+             {hour_slots("sum(d.observed_by_hour[{i}] * m.capacity)")} AS space,
+             {hour_slots("sum(d.occupied_by_hour[{i}] / nullif(d.observed_by_hour[{i}], 0))")}
+               AS demand
+      FROM member m JOIN parking_daily d ON d.lot_id = m.id
+      WHERE m.capacity IS NOT NULL AND d.day >= :first AND d.day <= :last
+      GROUP BY m.cell_id, d.day),
+    hourly AS (
+      SELECT p.cell_id, p.day, (u.i - 1)::int AS hod, u.occ / u.space AS ratio, u.demand
+      FROM per_day p, unnest(p.occ, p.space, p.demand) WITH ORDINALITY u(occ, space, demand, i)
+      WHERE u.space > 0),
+    per_cell AS (
+      SELECT cell_id, count(*) AS hours_observed,
+             count(*) FILTER (WHERE ratio >= :full) AS hours_short, max(ratio) AS ratio,
+             max(demand) AS demand,
+             (array_agg(day ORDER BY demand DESC, day, hod))[1] AS peak_day,
+             (array_agg(hod ORDER BY demand DESC, day, hod))[1] AS peak_hod
+      FROM hourly GROUP BY cell_id)
+    SELECT k.cell_id, k.lon, k.lat, k.lots, k.unknown, k.supply, p.hours_observed,
+           p.hours_short, p.ratio, p.demand, p.peak_day, p.peak_hod
+    FROM (SELECT cell_id, min(lon) AS lon, min(lat) AS lat, count(*) AS lots,
+                 count(*) FILTER (WHERE capacity IS NULL) AS unknown,
+                 coalesce(sum(capacity), 0) AS supply FROM member GROUP BY cell_id) k
+    LEFT JOIN per_cell p ON p.cell_id = k.cell_id
+"""
+
+
 def city_zone() -> ZoneInfo:
     """The city's clock."""
     return ZoneInfo(catalog.CITY_TIMEZONE)
@@ -145,7 +204,7 @@ def parse_moment(raw, name: str) -> datetime:
 
 
 def latest_day(conn: Connection) -> date:
-    """The city-clock day of the newest rolled-up hour (today when there is no reading)."""
+    """The city-clock day of the newest reading (today when there is no reading)."""
     hour = conn.execute(LATEST_HOUR).scalar()
     return (hour or datetime.now(city_zone())).astimezone(city_zone()).date()
 
@@ -266,8 +325,7 @@ def measures(conn: Connection, params: dict, user: User) -> dict:
     """Per-lot and area measures over the window, and the weekday × hour utilisation profile."""
     start, stop = window(conn, params)
     t0, t1 = instants(start, stop)
-    offset_s = int(t0.utcoffset().total_seconds())
-    bound = {**place(conn, user, params), "start": t0, "stop": t1, "offset_s": offset_s}
+    bound = {**place(conn, user, params), "start": t0, "stop": t1, "first": start, "last": stop}
     grouped = conn.execute(MEASURES, bound).all()
     sums = {r.lot_id: r._asdict() for r in grouped if r.g == 0}
     profile_rows = [r for r in grouped if r.g == 1]
@@ -296,6 +354,71 @@ def heat(conn: Connection, params: dict, user: User) -> dict:
             "max": max((p[2] for p in points), default=0), "lots": counts.lots,
             "lots_with_reading": seen, "lots_unknown_capacity": counts.unknown,
             "occupied": sum(p[3] for p in points), "capacity": sum(p[4] for p in points)}  # fmt: skip
+
+
+def shortage_extent(conn: Connection, user: User, params: dict) -> tuple[cov.Area, dict]:
+    """The cells' extent (drawn polygon, admin area or the user's areas) and LOTS' bound values."""
+    code, polygon = params.get("area"), params.get("polygon")
+    if code and polygon is not None:
+        raise BadRequest("area 与 polygon 只能给出一个")
+    if polygon is not None:
+        area = cov.drawn_area(conn, user, polygon)
+    else:
+        area = cov.load_area(conn, user, code)
+    bound = {"scope": list(user.scope) if user.scope else None,
+             "focus": [code] if code else None, **area.sql_params}  # fmt: skip
+    return area, bound
+
+
+def shortage_row(r) -> dict:
+    """One cell's supply, peak demand and hours at ≥ FULL_SHARE (rank filled in later)."""
+    seen = r.hours_observed is not None
+    peak = datetime.combine(r.peak_day, time(r.peak_hod), city_zone()) if seen else None
+    return {
+        "rank": None, "cell_id": r.cell_id, "lon": round(r.lon, 6), "lat": round(r.lat, 6),
+        "lots": int(r.lots), "lots_unknown_capacity": int(r.unknown), "supply": int(r.supply),
+        "demand": round(r.demand, 2) if seen else None,
+        "peak_at": peak.isoformat() if seen else None,
+        "ratio": round(r.ratio, 4) if seen else None,
+        "shortage": round(r.demand - FULL_SHARE * r.supply, 2) if seen else None,
+        "hours_short": int(r.hours_short) if seen else 0,
+        "hours_observed": int(r.hours_observed) if seen else 0,
+        "short_share": ratio(r.hours_short, r.hours_observed) if seen else None,
+    }  # fmt: skip
+
+
+def rank_cells(rows: list[dict]) -> list[dict]:
+    """Cells by hours short (most first), then peak ratio (highest; unobserved last), then id."""
+    rows.sort(key=lambda r: (-r["hours_short"], -(r["ratio"] if r["ratio"] is not None else -1),
+                             r["cell_id"]))  # fmt: skip
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return rows
+
+
+def shortage(conn: Connection, params: dict, user: User) -> dict:
+    """Per cell: lots, supply (known spaces), peak demand and hours ≥ 90 % full, ranked; top rows."""
+    start, stop = window(conn, params)
+    t0, t1 = instants(start, stop)
+    area, bound = shortage_extent(conn, user, params)
+    cells, size = params["cells"], float(params["size"])
+    check_cells(area, cells, size)
+    sql = text(SHORTAGE.replace("{cells}", CELL_SQL[cells]))
+    found = conn.execute(sql, {**bound, "size": size, "first": start, "last": stop,
+                               "full": FULL_SHARE - FULL_TOLERANCE}).all()  # fmt: skip
+    counts = conn.execute(HEAT_COUNTS, bound).one()
+    rows = rank_cells([shortage_row(r) for r in found])
+    in_cells = sum(r["lots"] for r in rows)
+    totals = {"cells": len(rows), "cells_short": sum(1 for r in rows if r["hours_short"]),
+              "lots": counts.lots, "lots_unknown_capacity": counts.unknown,
+              "lots_outside_cells": counts.lots - in_cells,
+              "supply": sum(r["supply"] for r in rows),
+              "hours_short": sum(r["hours_short"] for r in rows)}  # fmt: skip
+    return {"from": start.isoformat(), "to": stop.isoformat(),
+            "hours": (t1 - t0).total_seconds() / 3600, "cells_kind": cells,
+            "size": size if cells == "hex" else None, "crs": f"EPSG:{area.srid}",
+            "full_share": FULL_SHARE, "totals": totals,
+            "rows": rows[: params["top"]]}  # fmt: skip
 
 
 def walking(conn: Connection, origin, lots: np.ndarray, srid: int) -> np.ndarray:
@@ -366,6 +489,37 @@ def nearest(conn: Connection, user: User, args) -> dict:
 AREA_PARAMS = (Param("area", "区域", "area"),
                Param("polygon", "绘制范围（GeoJSON 多边形）", "geometry"))  # fmt: skip
 
+# Each lot's occupancy at each moment, by the heat's rule (its latest reading in the hour before
+# the moment, lots of known capacity), in the user's and the chosen area (parking.LOTS).
+LOT_STATES = text(f"""
+    WITH lots AS MATERIALIZED (
+      SELECT * FROM ({LOTS}) l WHERE l.capacity IS NOT NULL
+      ORDER BY l.capacity DESC, l.code LIMIT :limit),
+    m AS (SELECT at, k FROM unnest(CAST(:moments AS timestamptz[])) WITH ORDINALITY AS u(at, k))
+    SELECT lots.code, lots.name, lots.capacity, ST_X(lots.geom) AS lon, ST_Y(lots.geom) AS lat,
+           array_agg(r.occupied ORDER BY m.k) AS occupied
+    FROM lots CROSS JOIN m LEFT JOIN LATERAL (
+      SELECT o.occupied FROM parking_occupancy o
+      WHERE o.lot_id = lots.id AND o.observed_at <= m.at
+        AND o.observed_at > m.at - make_interval(secs => :hold)
+      ORDER BY o.observed_at DESC LIMIT 1) r ON true
+    GROUP BY lots.code, lots.name, lots.capacity, lots.geom
+    ORDER BY lots.capacity DESC, lots.code
+""")
+
+
+def lots_at(conn: Connection, user: User, moments: list[datetime], area, limit: int) -> dict:
+    """Column arrays of the (at most `limit`, largest first) lots of known capacity in the user's
+    and the chosen area, and their occupancy at each moment by the heat's rule."""
+    bound = {**place(conn, user, {"area": area, "polygon": None}),
+             "moments": moments, "hold": HOLD_S, "limit": limit}  # fmt: skip
+    rows = conn.execute(LOT_STATES, bound).all()
+    return {"code": [r.code for r in rows], "name": [r.name for r in rows],
+            "capacity": [r.capacity for r in rows], "lon": [round(r.lon, 6) for r in rows],
+            "lat": [round(r.lat, 6) for r in rows], "occupied": [list(r.occupied) for r in rows],
+            "truncated": len(rows) >= limit}  # fmt: skip
+
+
 PARKING = register(Analysis(
     id="parking", title="停车利用率与周转率",
     description="时段内各停车场的利用率（占用车位小时 ÷ 车位 × 观测小时）、周转率（驶入车辆 ÷ 车位，"
@@ -374,6 +528,20 @@ PARKING = register(Analysis(
     output="table",
     params=(Param("from", "开始日期", "date"), Param("to", "结束日期", "date"), *AREA_PARAMS),
     tables=("parking_lot", "parking_occupancy", "admin_area"), run=measures, cached=True,
+))  # fmt: skip
+
+PARKING_SHORTAGE = register(Analysis(
+    id="parking-shortage", title="停车缺口（长期紧张区域）",
+    description="按单元网格、社区或六边形网格汇总停车场：供给（已知泊位数之和）、高峰需求"
+                "（各小时内各停车场平均占用之和的最大值）、峰值占用率，及占用率 ≥90% 的小时数；"
+                "按紧张小时数、再按峰值占用率排序。容量未知的停车场计入数量、不计入供给与需求。",
+    output="table",
+    params=(Param("from", "开始日期", "date"), Param("to", "结束日期", "date"),
+            Param("cells", "网格", "choice", "unit_grid", choices=CELLS),
+            Param("size", "六边形边长(m)", "float", 500, low=50, high=5000), *AREA_PARAMS,
+            Param("top", "列出条数", "int", 100, low=1, high=5000)),
+    tables=("parking_lot", "parking_occupancy", "admin_area", "unit_grid"), run=shortage,
+    cached=True,
 ))  # fmt: skip
 
 PARKING_HEAT = register(Analysis(

@@ -1,7 +1,8 @@
 """Parking benchmark: 2,000 lots × 14 days of 15-minute readings (2.69 million rows) in a scratch
 database (dropped afterwards). Times the ingest (one INSERT per day, the rollup triggers included),
-the pressure heat at several moments, a week's per-lot utilisation for the whole city and the
-nearest lots. Targets (issue #13): heat for any moment under 200 ms, a week's utilisation under 1 s.
+the pressure heat at several moments, a week's per-lot utilisation for the whole city, a week's
+shortage per 500 m hexagon and the nearest lots. Targets (issue #13): heat for any moment under
+200 ms, a week's utilisation under 1 s.
 
     .venv/bin/python -m bench.parking
 
@@ -16,6 +17,7 @@ import statistics
 import time
 import uuid
 
+import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -46,6 +48,8 @@ DAY_SQL = """
                          - interval '15 minutes', interval '15 minutes') t
 """
 START = "2026-03-02T00:00:00+08:00"
+# The bench database has no admin areas: the shortage's extent is a drawn polygon around the lots.
+LOTS_BOX = shapely.to_geojson(shapely.box(116.89, 36.59, 117.16, 36.77))
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -71,7 +75,8 @@ def build(engine) -> list[float]:
             conn.execute(text(DAY_SQL), {"day": day})
             seconds.append(time.perf_counter() - began)
     with engine.begin() as conn:
-        conn.execute(text("ANALYZE parking_occupancy; ANALYZE parking_hourly; ANALYZE parking_lot"))
+        conn.execute(text("ANALYZE parking_occupancy; ANALYZE parking_hourly; ANALYZE parking_daily; "
+                          "ANALYZE parking_lot"))  # fmt: skip
     return seconds
 
 
@@ -81,6 +86,7 @@ def measure(engine, repeat: int) -> list[tuple[str, float, str]]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM parking_occupancy")).scalar()
         hourly = conn.execute(text("SELECT count(*) FROM parking_hourly")).scalar()
+        daily = conn.execute(text("SELECT count(*) FROM parking_daily")).scalar()
         for at in ("2026-03-02T08:00:00+08:00", "2026-03-05T12:07:00+08:00",
                    "2026-03-09T18:30:00+08:00", "2026-03-15T23:59:00+08:00"):  # fmt: skip
             s, body = timed(lambda at=at: run_analysis(conn, OPERATOR, "parking-heat", {"at": at}),
@@ -96,10 +102,15 @@ def measure(engine, repeat: int) -> list[tuple[str, float, str]]:
         whole = {"from": "2026-03-02", "to": "2026-03-15"}
         s, body = timed(lambda: run_analysis(conn, OPERATOR, "parking", whole), repeat)
         out.append(("14 days' per-lot utilisation, whole city", s, ""))
+        short = {**week, "cells": "hex", "size": "500", "polygon": LOTS_BOX, "top": "20"}
+        s, body = timed(lambda: run_analysis(conn, OPERATOR, "parking-shortage", short), repeat)
+        t = body["result"]["totals"]
+        out.append(("a week's shortage per 500 m hexagon, whole city", s,
+                    f"{t['cells']} cells with lots, {t['cells_short']} short"))  # fmt: skip
         s, body = timed(lambda: nearest(conn, OPERATOR, {"lon": "117.0", "lat": "36.64", "n": "5"}),
                         repeat)  # fmt: skip
         out.append(("nearest 5 lots (no roads: straight line)", s, body["method"]))
-    out.insert(0, ("rows", float(rows), f"{hourly:,} hourly rollup rows"))
+    out.insert(0, ("rows", float(rows), f"{hourly:,} hourly and {daily:,} daily rollup rows"))
     return out
 
 

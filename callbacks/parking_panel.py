@@ -22,7 +22,6 @@ import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, ctx, dash_table, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from dash_extensions.javascript import Namespace
-from sqlalchemy import Connection, text
 
 from analytics import parking
 from analytics.contract import ANALYSES, parse_day, result_cache, run_analysis
@@ -75,34 +74,6 @@ PLAY_MS = 1000
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 METHODS = {"network": "步行", "straight": "直线"}
 PARKING_JS = Namespace("onemap", "parking")
-
-# Each lot's occupancy at each moment, by the heat's rule (its latest reading in the hour before
-# the moment, lots of known capacity), in the user's and the chosen area (parking.LOTS).
-LOT_STATES = text(f"""
-    WITH lots AS MATERIALIZED (
-      SELECT * FROM ({parking.LOTS}) l WHERE l.capacity IS NOT NULL
-      ORDER BY l.capacity DESC, l.code LIMIT :limit),
-    m AS (SELECT at, k FROM unnest(CAST(:moments AS timestamptz[])) WITH ORDINALITY AS u(at, k))
-    SELECT lots.code, lots.name, lots.capacity, ST_X(lots.geom) AS lon, ST_Y(lots.geom) AS lat,
-           array_agg(r.occupied ORDER BY m.k) AS occupied
-    FROM lots CROSS JOIN m LEFT JOIN LATERAL (
-      SELECT o.occupied FROM parking_occupancy o
-      WHERE o.lot_id = lots.id AND o.observed_at <= m.at
-        AND o.observed_at > m.at - make_interval(secs => :hold)
-      ORDER BY o.observed_at DESC LIMIT 1) r ON true
-    GROUP BY lots.code, lots.name, lots.capacity, lots.geom
-    ORDER BY lots.capacity DESC, lots.code
-""")
-
-# The hour of the newest reading (the rollup counts readings in the hour they were taken; its
-# newest hour may be only the tail of a reading's hold, past midnight).
-NEWEST_READING_HOUR = text("SELECT max(hour) FROM parking_hourly WHERE readings > 0")
-
-
-def newest_day(conn: Connection) -> date:
-    """The city-clock day of the newest reading (today when there is none)."""
-    hour = conn.execute(NEWEST_READING_HOUR).scalar()
-    return (hour or datetime.now(parking.city_zone())).astimezone(parking.city_zone()).date()
 
 
 def level_colours() -> dict:
@@ -287,29 +258,18 @@ def ranking_figure(rows: list) -> go.Figure:
     return fig
 
 
-def lot_states(conn: Connection, user: User, moments: list[datetime], area) -> dict:
-    """Column arrays of the (at most MAX_LOTS) lots and their occupancy at each moment."""
-    bound = {**parking.place(conn, user, {"area": area, "polygon": None}),
-             "moments": moments, "hold": parking.HOLD_S, "limit": MAX_LOTS}  # fmt: skip
-    rows = conn.execute(LOT_STATES, bound).all()
-    return {"code": [r.code for r in rows], "name": [r.name for r in rows],
-            "capacity": [r.capacity for r in rows], "lon": [round(r.lon, 6) for r in rows],
-            "lat": [round(r.lat, 6) for r in rows], "occupied": [list(r.occupied) for r in rows],
-            "truncated": len(rows) >= MAX_LOTS}  # fmt: skip
-
-
 def day_frames(raw_day, step, area) -> dict:
     """The day's moments with the heat at each (parking-heat, cached) and the lots' states."""
     user = current_user()
     with runtime().engine.connect() as conn:
         check_analytics(user)
-        day = day_of(raw_day, newest_day(conn))
+        day = day_of(raw_day, parking.latest_day(conn))
         moments = moments_of(day, step)
         cache = result_cache(runtime())
         frames = [run_analysis(conn, user, "parking-heat",
                                {"at": m.isoformat(), "area": area_of(area)}, cache)["result"]
                   for m in moments]  # fmt: skip
-        lots = lot_states(conn, user, moments, area_of(area))
+        lots = parking.lots_at(conn, user, moments, area_of(area), MAX_LOTS)
     return {
         "day": day.isoformat(), "moments": [m.strftime("%H:%M") for m in moments],
         "heat": [[[p[0], p[1], p[2]] for p in f["points"]] for f in frames],
@@ -389,7 +349,7 @@ def register(app, settings) -> None:
     @app.callback(Output(DAY, "date"), Input(RUN, "id"))
     def _latest(_id):
         with runtime().engine.connect() as conn:
-            return newest_day(conn).isoformat()
+            return parking.latest_day(conn).isoformat()
 
     @app.callback(Output(SUMMARY, "children"), Output(PROFILE, "figure"),
                   Output(RANKING, "figure"), Output(LOT_TABLE, "data"), Output(EXPORTS, "children"),
@@ -398,7 +358,7 @@ def register(app, settings) -> None:
     def _measures(_n, raw_day, window, area):
         try:
             with runtime().engine.connect() as conn:
-                day = day_of(raw_day, newest_day(conn))
+                day = day_of(raw_day, parking.latest_day(conn))
             start, stop = window_of(day, window)
             params = {"from": start, "to": stop, "area": area_of(area)}
             return measures_view(params, run("parking", params)["result"])
@@ -432,7 +392,7 @@ def register(app, settings) -> None:
             raise PreventUpdate
         try:
             with runtime().engine.connect() as conn:
-                day = day_of(raw_day, newest_day(conn))
+                day = day_of(raw_day, parking.latest_day(conn))
             start, stop = window_of(day, window)
             return shortage_view(run(SHORTAGE_ID, {"from": start, "to": stop,
                                                    "area": area_of(area)})["result"])  # fmt: skip

@@ -559,6 +559,29 @@ class ParkingHourly(Base):
     counted: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
+class ParkingDaily(Base):
+    """停车日汇总: one lot's hourly rows over one day of the city clock, kept by the same triggers.
+
+    The day's sums, plus occupied and observed seconds per hour of day (arrays of 24, index 1 =
+    00:00–01:00), so whole-day windows read one row per lot and day (migration 0008).
+    """
+
+    __tablename__ = "parking_daily"
+    lot_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("parking_lot.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    observed_s: Mapped[float] = mapped_column(Double, server_default="0")
+    occupied_s: Mapped[float] = mapped_column(Double, server_default="0")
+    full_s: Mapped[float] = mapped_column(Double, server_default="0")
+    max_occupied: Mapped[int | None] = mapped_column(Integer)
+    arrivals: Mapped[int] = mapped_column(Integer, server_default="0")
+    readings: Mapped[int] = mapped_column(Integer, server_default="0")
+    counted: Mapped[int] = mapped_column(Integer, server_default="0")
+    occupied_by_hour: Mapped[list[float]] = mapped_column(ARRAY(Double))
+    observed_by_hour: Mapped[list[float]] = mapped_column(ARRAY(Double))
+
+
 class Camera(Base):
     """视频监控点: position, viewing direction, field of view, range, online state, stream."""
 

@@ -281,6 +281,12 @@ def test_nearest_in_a_straight_line_without_roads(town):
     ("/api/parking/nearest", {"lon": "117", "lat": "36.6", "n": "0"}),
     ("/api/parking/nearest", {"lon": "117", "lat": "36.6", "n": "21"}),
     ("/api/parking/nearest", {"lon": "117", "lat": "36.6", "at": "soon"}),
+    ("/api/analytics/parking-shortage", {"cells": "grid"}),
+    ("/api/analytics/parking-shortage", {"cells": "hex", "size": "10"}),
+    ("/api/analytics/parking-shortage", {"cells": "hex", "size": "50"}),  # too many hexagons
+    ("/api/analytics/parking-shortage", {"top": "0"}),
+    ("/api/analytics/parking-shortage", {"from": "2026-03-05", "to": "2026-03-01"}),
+    ("/api/analytics/parking-shortage", {"area": "370102", "polygon": shapely.to_geojson(box(117, 36, 117.1, 36.1))}),
 ])  # fmt: skip
 def test_bad_parameters_are_400_in_chinese(town, path, params):
     resp = get(town, path, **params)
@@ -291,6 +297,7 @@ def test_bad_parameters_are_400_in_chinese(town, path, params):
 def test_kiosk_may_not_run_parking_analyses(town):
     assert get(town, "/api/analytics/parking", "kiosk", **WINDOW).status_code == 403
     assert get(town, "/api/analytics/parking/heat", "kiosk", at="2026-03-02").status_code == 403
+    assert get(town, "/api/analytics/parking-shortage", "kiosk", **WINDOW).status_code == 403
 
 
 def test_csv_export_has_chinese_headers(town):
@@ -298,3 +305,152 @@ def test_csv_export_has_chinese_headers(town):
     assert resp.status_code == 200
     header = resp.get_data(as_text=True).lstrip("\ufeff").splitlines()[0]
     assert "利用率" in header and "周转率" in header
+
+
+def test_shortage_export_has_chinese_headers(town):
+    resp = get(town, "/api/analytics/parking-shortage/export.csv", cells="hex", size="1000",
+               area="370102901", **WINDOW)  # fmt: skip
+    assert resp.status_code == 200
+    header = resp.get_data(as_text=True).lstrip("\ufeff").splitlines()[0]
+    assert "网格编号" in header and "紧张小时数(≥90%)" in header and "供给泊位数" in header
+
+
+# 停车缺口 on four unit grids of street 901, in a transaction rolled back afterwards. Window
+# 03-10 – 03-11 (city clock); every figure below worked by hand from the rules of docs/PARKING.md.
+# G1 (S1 10, S2 10, SU unknown): 03-10 08h S1 9 + S2 10 = 19 of 20 (0.95); 09h 10 + 9 = 19 (0.95);
+#   10h 5 + 2 = 7 (0.35); 03-11 08h S1 (10·½ + 8·½) = 9 + S2 10 = 19 (0.95); 09h S1 8 for half the
+#   hour, S2 unobserved: 14,400 / (10 · 1,800) = 0.8, demand 8. SU's 50 counts nowhere.
+#   → 5 hours observed, 3 short, peak 19 first at 03-10 08:00, shortage 19 − 0.9 · 20 = 1.
+# G2 (B1 20): 03-11 18h 18 of 20 = exactly 0.9 → short (≥); shortage 18 − 18 = 0.
+# G3 (O1 20): 03-10 12h 10 (0.5), 13h 4 (0.2); the 20 of 03-12 is outside the window. Not short.
+# G4: no lot, not listed. P1 and P2 (street 901, outside every grid) are counted outside cells.
+SHORT_GRIDS = [box(0, 1200, 400, 1800), box(400, 1200, 800, 1800), box(800, 1200, 1200, 1800),
+               box(1200, 1200, 1600, 1800)]  # fmt: skip
+SHORT_LOTS = [("S1", (100, 1400), 10), ("S2", (200, 1600), 10), ("SU", (300, 1500), None),
+              ("B1", (600, 1500), 20), ("O1", (1000, 1500), 20)]  # fmt: skip
+SHORT_READINGS = [
+    ("S1", "03-10 08:00", 9), ("S1", "03-10 09:00", 10), ("S1", "03-10 10:00", 5),
+    ("S1", "03-11 08:00", 10), ("S1", "03-11 08:30", 8),
+    ("S2", "03-10 08:00", 10), ("S2", "03-10 09:00", 9), ("S2", "03-10 10:00", 2),
+    ("S2", "03-11 08:00", 10), ("SU", "03-10 08:00", 50), ("B1", "03-11 18:00", 18),
+    ("O1", "03-10 12:00", 10), ("O1", "03-10 13:00", 4), ("O1", "03-12 08:00", 20),
+]  # fmt: skip
+SHORT_PARAMS = {"from": "2026-03-10", "to": "2026-03-11", "cells": "unit_grid", "size": 500,
+                "area": "370102901", "polygon": None, "top": 100}  # fmt: skip
+
+
+def add_shortage_town(conn) -> None:
+    """The community, its four unit grids, five lots and their readings of SHORT_*."""
+    conn.execute(text("INSERT INTO admin_area (code, level, name, parent_code, geom) VALUES "
+                      "('370102901001', 'community', '测试社区', '370102901', ST_GeomFromEWKT(:g))"),
+                 {"g": ewkt(shapely.MultiPolygon([box(0, 1200, 1600, 1800)]))})  # fmt: skip
+    for i, g in enumerate(SHORT_GRIDS, 1):
+        conn.execute(text("INSERT INTO unit_grid (code, community_code, geom) VALUES "
+                          "(:c, '370102901001', ST_GeomFromEWKT(:g))"),
+                     {"c": f"370102901001{i:03d}", "g": ewkt(shapely.MultiPolygon([g]))})  # fmt: skip
+    for code, xy, cap in SHORT_LOTS:
+        conn.execute(text("INSERT INTO parking_lot (code, name, capacity, lot_type, geom) VALUES "
+                          "(:c, :c, :cap, '路外', ST_GeomFromEWKT(:g))"),
+                     {"c": code, "cap": cap, "g": ewkt(Point(xy))})  # fmt: skip
+    conn.execute(text("INSERT INTO parking_occupancy (lot_id, observed_at, occupied) "
+                      "SELECT l.id, CAST(r.t AS timestamptz), r.o FROM unnest(CAST(:c AS text[]), "
+                      "CAST(:t AS text[]), CAST(:o AS int[])) r(c, t, o) "
+                      "JOIN parking_lot l ON l.code = r.c"),
+                 {"c": [r[0] for r in SHORT_READINGS],
+                  "t": [f"2026-{r[1]}:00+08" for r in SHORT_READINGS],
+                  "o": [r[2] for r in SHORT_READINGS]})  # fmt: skip
+
+
+def test_shortage_ranks_cells_by_hours_at_90_percent(town):
+    leader = User(0, "leader", ROLES["leader"], ())
+    district = User(0, "district", ROLES["district"], ("370102902",))
+    with town["engine"].connect() as conn, conn.begin() as tx:
+        add_shortage_town(conn)
+        body = parking.shortage(conn, SHORT_PARAMS, leader)
+        top2 = parking.shortage(conn, {**SHORT_PARAMS, "top": 2}, leader)
+        theirs = parking.shortage(conn, {**SHORT_PARAMS, "area": None}, district)
+        tx.rollback()
+    rows = body["rows"]
+    assert [r["cell_id"] for r in rows] == ["370102901001001", "370102901001002",
+                                            "370102901001003"]  # fmt: skip
+    g1, g2, g3 = rows
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert (g1["lots"], g1["lots_unknown_capacity"], g1["supply"]) == (3, 1, 20)
+    assert (g1["hours_observed"], g1["hours_short"], g1["short_share"]) == (5, 3, 0.6)
+    assert (g1["demand"], g1["ratio"], g1["shortage"]) == (19, 0.95, 1.0)
+    assert g1["peak_at"] == "2026-03-10T08:00:00+08:00"
+    assert (g2["lots"], g2["supply"], g2["hours_observed"], g2["hours_short"]) == (1, 20, 1, 1)
+    assert (g2["demand"], g2["ratio"], g2["shortage"]) == (18, 0.9, 0.0)
+    assert g2["peak_at"] == "2026-03-11T18:00:00+08:00"
+    assert (g3["hours_observed"], g3["hours_short"], g3["demand"], g3["ratio"]) == (2, 0, 10, 0.5)
+    assert (g3["shortage"], g3["peak_at"]) == (-8.0, "2026-03-10T12:00:00+08:00")
+    centre = TO_GEO.transform(OX + 200, OY + 1500)
+    assert (g1["lon"], g1["lat"]) == pytest.approx(centre, abs=1e-5)
+    assert body["totals"] == {"cells": 3, "cells_short": 2, "lots": 7, "lots_unknown_capacity": 2,
+                              "lots_outside_cells": 2, "supply": 60, "hours_short": 4}  # fmt: skip
+    assert [r["cell_id"] for r in top2["rows"]] == [r["cell_id"] for r in rows[:2]]
+    assert top2["totals"]["cells"] == 3
+    assert theirs["rows"] == [] and theirs["totals"]["lots"] == 1  # P3 only, in no unit grid
+
+
+def shortage_of(town, role: str = "leader", **params) -> dict:
+    """The result of /api/analytics/parking-shortage over the window, on 1 km hexagons."""
+    query = {**WINDOW, "cells": "hex", "size": "1000", **params}
+    return ok(town, "/api/analytics/parking-shortage", role, **query)["result"]
+
+
+def test_shortage_over_the_api_on_hexagons(town):
+    body = shortage_of(town, area="370102901")  # P1 (10 spaces) and P2 (unknown)
+    assert (body["totals"]["lots"], body["totals"]["lots_unknown_capacity"]) == (2, 1)
+    assert (body["totals"]["supply"], body["totals"]["lots_outside_cells"]) == (10, 0)
+    p1 = next(r for r in body["rows"] if r["supply"] == 10)
+    # Mon 08h mean 6.75 (0.675), Mon 09h 4, Wed 10h 5: three hours observed, none at 90 %
+    assert (p1["demand"], p1["ratio"], p1["shortage"]) == (6.75, 0.675, -2.25)
+    assert (p1["hours_observed"], p1["hours_short"]) == (3, 0)
+    assert p1["peak_at"] == "2026-03-02T08:00:00+08:00"
+    mine = shortage_of(town, "district")  # street 902: P3, 4 spaces
+    assert [(r["supply"], r["demand"], r["ratio"], r["hours_observed"]) for r in mine["rows"]] == [
+        (4, 2.5, 0.625, 2)
+    ]  # 12h: (4·½ + 1·½) = 2.5; 13h: 1 for half an hour (0.25)
+    assert mine["rows"][0]["peak_at"] == "2026-03-02T12:00:00+08:00"
+    resp = get(town, "/api/analytics/parking-shortage", "district", area="370102901")
+    assert resp.status_code == 403
+
+
+def test_daily_rollup_is_the_sum_of_the_hourly_one(town):
+    """parking_daily per lot and city-clock day = its hourly rows summed, hour by hour (Python)."""
+    with town["engine"].connect() as conn:
+        hourly = conn.execute(text("SELECT lot_id, hour, observed_s, occupied_s, full_s, "
+                                   "max_occupied, arrivals, readings, counted "
+                                   "FROM parking_hourly")).all()  # fmt: skip
+        daily = {(r.lot_id, r.day): r for r in conn.execute(text("SELECT * FROM parking_daily"))}
+    expected: dict = {}
+    for h in hourly:
+        local = h.hour.astimezone(parking.city_zone())
+        e = expected.setdefault((h.lot_id, local.date()), {"occ": [0.0] * 24, "obs": [0.0] * 24,
+                                                            "sums": np.zeros(6), "max": None})  # fmt: skip
+        e["occ"][local.hour] += h.occupied_s
+        e["obs"][local.hour] += h.observed_s
+        e["sums"] += [h.observed_s, h.occupied_s, h.full_s, h.arrivals, h.readings, h.counted]
+        if h.max_occupied is not None:
+            e["max"] = max(e["max"] or 0, h.max_occupied)
+    assert set(daily) == set(expected) and len(daily) >= 4
+    for key, e in expected.items():
+        d = daily[key]
+        assert (d.occupied_by_hour, d.observed_by_hour) == (e["occ"], e["obs"]), key
+        assert [d.observed_s, d.occupied_s, d.full_s, d.arrivals, d.readings, d.counted] == list(
+            e["sums"]
+        ), key
+        assert d.max_occupied == e["max"], key
+
+
+def test_default_window_ends_on_the_day_of_the_newest_reading(town):
+    """A reading at 23:30 holds past midnight; the default 7 days still end on its own day."""
+    with town["engine"].connect() as conn, conn.begin() as tx:
+        conn.execute(text("INSERT INTO parking_occupancy (lot_id, observed_at, occupied) "
+                          "SELECT id, '2026-03-20 23:30+08', 3 FROM parking_lot WHERE code = 'P1'"))  # fmt: skip
+        spill = conn.execute(text("SELECT max(hour) FROM parking_hourly")).scalar()
+        days = parking.window(conn, {"from": None, "to": None})
+        tx.rollback()
+    assert spill.astimezone(parking.city_zone()).date().isoformat() == "2026-03-21"
+    assert [d.isoformat() for d in days] == ["2026-03-14", "2026-03-20"]

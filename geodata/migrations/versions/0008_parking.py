@@ -12,6 +12,10 @@
   `parking_occupancy` (insert, update, delete, truncate) and a row trigger on a capacity change
   recompute the touched hours, so every writer (demo, importer, API) keeps it current. Writers of
   readings are serialised by a table lock on the rollup; readers are not blocked.
+- `parking_daily`: one row per lot and day of the city clock, the sums of that day's hourly rows
+  plus the occupied and observed seconds of each of its 24 hours as arrays (index 1 = 00:00–01:00),
+  recomputed from `parking_hourly` by the same refresh. A window of whole days reads 24 times
+  fewer rows (a week of 2,000 lots: 14,000 rows instead of 336,000).
 
 Revision ID: 0008
 Revises: 0007
@@ -26,6 +30,7 @@ depends_on = None
 
 HOLD = "interval '1 hour'"  # frozen copy of analytics.parking.HOLD_S
 FULL_SHARE = "0.9"  # frozen copy of analytics.parking.FULL_SHARE
+CITY_ZONE = "'Asia/Shanghai'"  # frozen copy of geodata.catalog.CITY_TIMEZONE
 
 STATUS_VIEW = """
     SELECT l.*, o.occupied, o.observed_at,
@@ -53,6 +58,48 @@ CREATE TABLE parking_hourly (
   counted integer NOT NULL DEFAULT 0,
   CONSTRAINT pk_parking_hourly PRIMARY KEY (lot_id, hour)
 )"""
+
+DAILY = """
+CREATE TABLE parking_daily (
+  lot_id bigint NOT NULL CONSTRAINT fk_parking_daily_lot_id_parking_lot
+    REFERENCES parking_lot (id) ON DELETE CASCADE,
+  day date NOT NULL,
+  observed_s double precision NOT NULL DEFAULT 0,
+  occupied_s double precision NOT NULL DEFAULT 0,
+  full_s double precision NOT NULL DEFAULT 0,
+  max_occupied integer,
+  arrivals integer NOT NULL DEFAULT 0,
+  readings integer NOT NULL DEFAULT 0,
+  counted integer NOT NULL DEFAULT 0,
+  occupied_by_hour double precision[] NOT NULL,
+  observed_by_hour double precision[] NOT NULL,
+  CONSTRAINT pk_parking_daily PRIMARY KEY (lot_id, day)
+)"""
+
+
+def by_hour(column: str) -> str:
+    """SQL: the 24 hourly sums of `column` of one lot's day as an array (0 where no row)."""
+    slots = ", ".join(f"coalesce(sum(h.{column}) FILTER (WHERE x.hod = {i}), 0)" for i in range(24))
+    return f"ARRAY[{slots}]"
+
+
+# The days (city clock) of the span's hours, recomputed whole from the hourly rows.
+DAY0 = f"(s.h0 AT TIME ZONE {CITY_ZONE})::date"
+DAY1 = f"((s.h1 - interval '1 hour') AT TIME ZONE {CITY_ZONE})::date"
+REFRESH_DAILY = f"""
+  DELETE FROM parking_daily d USING parking_span s
+  WHERE d.lot_id = s.lot_id AND d.day >= {DAY0} AND d.day <= {DAY1};
+  INSERT INTO parking_daily (lot_id, day, observed_s, occupied_s, full_s, max_occupied, arrivals,
+                             readings, counted, occupied_by_hour, observed_by_hour)
+  SELECT h.lot_id, x.day, sum(h.observed_s), sum(h.occupied_s), sum(h.full_s),
+         max(h.max_occupied), sum(h.arrivals), sum(h.readings), sum(h.counted),
+         {by_hour("occupied_s")}, {by_hour("observed_s")}
+  FROM parking_span s JOIN parking_hourly h ON h.lot_id = s.lot_id
+   AND h.hour >= ({DAY0})::timestamp AT TIME ZONE {CITY_ZONE}
+   AND h.hour < ({DAY1} + 1)::timestamp AT TIME ZONE {CITY_ZONE}
+  CROSS JOIN LATERAL (SELECT t.l::date AS day, extract(hour FROM t.l)::int AS hod
+                      FROM (SELECT h.hour AT TIME ZONE {CITY_ZONE} AS l) t) x
+  GROUP BY h.lot_id, x.day;"""
 
 REFRESH = f"""
 CREATE FUNCTION parking_hourly_refresh(lots bigint[], los timestamptz[], his timestamptz[])
@@ -100,7 +147,7 @@ BEGIN
   SELECT coalesce(a.lot_id, b.lot_id), coalesce(a.h, b.h), coalesce(a.observed_s, 0),
          coalesce(a.occupied_s, 0), coalesce(a.full_s, 0), a.max_occupied,
          coalesce(b.arrivals, 0), coalesce(b.readings, 0), coalesce(b.counted, 0)
-  FROM timed a FULL JOIN counted b ON a.lot_id = b.lot_id AND a.h = b.h;
+  FROM timed a FULL JOIN counted b ON a.lot_id = b.lot_id AND a.h = b.h;{REFRESH_DAILY}
 END $fn$"""
 
 ON_NEW = """
@@ -130,6 +177,7 @@ CREATE FUNCTION parking_hourly_on_truncate() RETURNS trigger LANGUAGE plpgsql AS
 BEGIN
   -- DELETE, not TRUNCATE: a TRUNCATE … CASCADE that reached the readings may hold the rollup too
   DELETE FROM parking_hourly;
+  DELETE FROM parking_daily;
   RETURN NULL;
 END $fn$"""
 
@@ -159,7 +207,8 @@ FUNCTIONS = ("parking_hourly_on_new", "parking_hourly_on_old", "parking_hourly_o
 
 
 def upgrade() -> None:
-    """Nullable capacity, counted entries, the hourly rollup (filled from existing readings)."""
+    """Nullable capacity, counted entries, the hourly and daily rollups (filled from existing
+    readings)."""
     op.execute("ALTER TABLE parking_lot ALTER COLUMN capacity DROP NOT NULL")
     op.execute("ALTER TABLE parking_lot DROP CONSTRAINT ck_parking_lot_capacity")
     op.execute(
@@ -174,6 +223,8 @@ def upgrade() -> None:
     op.execute(f"CREATE VIEW parking_lot_status AS {STATUS_VIEW}")
     op.execute(HOURLY)
     op.execute("CREATE INDEX ix_parking_hourly_hour ON parking_hourly (hour)")
+    op.execute(DAILY)
+    op.execute("CREATE INDEX ix_parking_daily_day ON parking_daily (day)")
     for body in (REFRESH, ON_NEW, ON_OLD, ON_CHANGE, ON_TRUNCATE, ON_CAPACITY, *TRIGGERS):
         op.execute(body)
     op.execute(
@@ -193,6 +244,7 @@ def downgrade() -> None:
     op.execute(
         "DROP FUNCTION IF EXISTS parking_hourly_refresh(bigint[], timestamptz[], timestamptz[])"
     )
+    op.execute("DROP TABLE IF EXISTS parking_daily")
     op.execute("DROP TABLE IF EXISTS parking_hourly")
     op.execute("DROP VIEW parking_lot_status")
     op.execute("ALTER TABLE parking_occupancy DROP COLUMN IF EXISTS entries")
