@@ -9,6 +9,7 @@ by its radius; the covered land is the residential land inside the union of the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -82,7 +83,10 @@ def highest_dimension(geoms):
         return shapely.union_all(kept) if len(kept) else shapely.Polygon()
 
     if isinstance(geoms, np.ndarray):
-        return np.array([keep(g) for g in geoms], dtype=object)
+        out = np.array(geoms, dtype=object)
+        mixed = np.flatnonzero(shapely.get_type_id(out) == 7)  # only collections need a look
+        out[mixed] = [keep(g) for g in out[mixed]]
+        return out
     return keep(geoms)
 
 
@@ -112,6 +116,12 @@ def union_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def union_all(geoms):
     """Union of all the geometries."""
     return robust(shapely.union_all, geoms)
+
+
+def database(conn: Connection) -> tuple:
+    """Which database a connection reads (data versions count per database: memo keys hold it)."""
+    url = conn.engine.url
+    return (url.host, url.port, url.database)
 
 
 def allowed(user: User, code: str) -> bool:
@@ -183,27 +193,29 @@ def load_children(conn: Connection, area: Area, codes: list | None) -> list:
 
 RESIDENTIAL = text(
     f"""
-    WITH a AS (SELECT ST_GeomFromWKB(:wkb, :srid) AS g)
-    SELECT p.id, p.code, coalesce(p.population, 0) AS population,
-           ST_Area(ST_Transform(p.geom, :srid)) AS parcel_area,
-           ST_AsBinary(ST_Intersection(ST_Transform(p.geom, :srid), a.g)) AS part
-    FROM land_parcel p, a
-    WHERE p.land_use LIKE 'R%' AND p.geom && ST_Transform(a.g, {SRID})
-      AND ST_Intersects(ST_Transform(p.geom, :srid), a.g)
+    SELECT p.id, p.code, coalesce(p.population, 0) AS population, ST_AsBinary(p.geom) AS geom
+    FROM land_parcel p
+    WHERE p.land_use LIKE 'R%' AND p.geom && ST_Transform(ST_GeomFromWKB(:wkb, :srid), {SRID})
     ORDER BY p.id
     """
 )
 
 
 def load_land(conn: Connection, area: Area) -> Land:
-    """The residential land of the area, clipped to it."""
+    """The residential land of the area, clipped to it. Parcels are transformed and tested here,
+    once each, with the area prepared (in PostGIS each parcel was transformed three times); only
+    parcels on the area's edge are cut."""
     rows = conn.execute(RESIDENTIAL, area.sql_params).all()
-    parts = highest_dimension(
-        np.array([shapely.from_wkb(bytes(r.part)) for r in rows], dtype=object)
-    )
-    return Land(np.array([r.id for r in rows]), [r.code for r in rows],
-                np.array([float(r.population) for r in rows]),
-                np.array([float(r.parcel_area) for r in rows]), parts)  # fmt: skip
+    ids, codes, population, wkb = (np.array(c, dtype=object) for c in zip(*rows, strict=True)) \
+        if rows else (np.array([], dtype=object),) * 4  # fmt: skip
+    geoms = reproject(shapely.from_wkb([bytes(g) for g in wkb]), SRID, area.srid)
+    shapely.prepare(area.geom)
+    hit = np.flatnonzero(shapely.intersects(area.geom, geoms))
+    parts = np.array(geoms[hit], dtype=object)
+    edge = np.flatnonzero(~shapely.contains_properly(area.geom, parts))
+    parts[edge] = intersection(parts[edge], area.geom)
+    return Land(ids[hit].astype(int), codes[hit].tolist(), population[hit].astype(float),
+                shapely.area(geoms[hit]), parts)  # fmt: skip
 
 
 def empty(n: int) -> np.ndarray:
@@ -221,25 +233,11 @@ def grouped_union(index: np.ndarray, geoms: np.ndarray, out: np.ndarray) -> np.n
     return out
 
 
-TILE_M = 250.0
-
-
-def chop(geom: BaseGeometry, cell: float = TILE_M) -> np.ndarray:
-    """A big zone cut into square tiles (disjoint pieces a part can be matched with cheaply)."""
-    if geom.is_empty:
-        return np.array([], dtype=object)
-    minx, miny, maxx, maxy = geom.bounds
-    pieces = [shapely.clip_by_rect(geom, x, y, x + cell, y + cell)
-              for x in np.arange(minx, maxx, cell) for y in np.arange(miny, maxy, cell)]  # fmt: skip
-    return highest_dimension(np.array([g for g in pieces if not g.is_empty], dtype=object))
-
-
-def covered_parts(land: Land, pieces, clip: np.ndarray | None = None) -> np.ndarray:
+def covered_parts(land: Land, pieces) -> np.ndarray:
     """Each residential part's piece inside the union of the zone pieces (which may overlap).
 
     Works part by part against the few pieces near it (never against one city-sized union): a
     part inside a piece is covered whole; the others are intersected with their nearby pieces.
-    `clip`, per part, bounds the result (the straight-line cover bounds the walking cover).
     """
     n = len(land.parts)
     pieces = np.asarray([g for g in np.asarray(pieces, dtype=object).ravel() if not g.is_empty],
@@ -255,9 +253,80 @@ def covered_parts(land: Land, pieces, clip: np.ndarray | None = None) -> np.ndar
     part_i, piece_i = part_i[rest], piece_i[rest]
     if len(part_i):
         grouped_union(part_i, intersection(land.parts[part_i], pieces[piece_i]), out)
-    if clip is not None:
-        some = np.flatnonzero(~shapely.is_empty(out))
-        out[some] = intersection(out[some], clip[some])
+    return out
+
+
+TILE_M = 500.0  # side of a tile's cell
+TILE_MARGIN_M = 250.0  # a tile also holds the zone this far past its cell's east and north sides
+
+
+@dataclass
+class Tiles:
+    """One big zone cut into overlapping square tiles: the tile of cell (i, j) holds the zone in
+    the cell widened east and north by the margin, so a part no wider or taller than the margin
+    lies wholly in the tile of the cell holding its south-west corner — one tile per part."""
+
+    zone: BaseGeometry
+    x0: float
+    y0: float
+    tiles: dict[tuple[int, int], BaseGeometry] = field(default_factory=dict)
+    cell: float = TILE_M
+    margin: float = TILE_MARGIN_M
+
+    def cut(self, geom: BaseGeometry, i: int, j: int, n: int) -> None:
+        """Cut a geometry lying in the n × n cells from cell (i, j) into their tiles, by quarters
+        (each level reads the zone once; clipping it once per tile read it thousands of times)."""
+        if n == 1:
+            self.tiles[(i, j)] = highest_dimension(geom)
+            return
+        half = n // 2
+        for a, b in ((i, j), (i, j + half), (i + half, j), (i + half, j + half)):
+            x, y = self.x0 + a * self.cell, self.y0 + b * self.cell
+            side = half * self.cell + self.margin
+            part = shapely.clip_by_rect(geom, x, y, x + side, y + side)
+            if not part.is_empty:
+                self.cut(part, a, b, half)
+
+    def tile_of(self, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The tile of each (non-empty) part (an empty polygon where the zone is not), and whether
+        the part lies wholly in it."""
+        minx, miny, maxx, maxy = shapely.bounds(parts).T
+        i = np.maximum(np.floor((minx - self.x0) / self.cell), 0).astype(int)
+        j = np.maximum(np.floor((miny - self.y0) / self.cell), 0).astype(int)
+        fits = (maxx <= self.x0 + (i + 1) * self.cell + self.margin) & (
+            maxy <= self.y0 + (j + 1) * self.cell + self.margin
+        )
+        none = shapely.Polygon()
+        tiles = [self.tiles.get(k, none) for k in zip(i.tolist(), j.tolist(), strict=True)]
+        return np.array(tiles, dtype=object), fits
+
+
+def tiled(zone: BaseGeometry) -> Tiles:
+    """A big zone (one union) cut into overlapping tiles."""
+    if zone.is_empty:
+        return Tiles(zone, 0.0, 0.0)
+    minx, miny, maxx, maxy = zone.bounds
+    tiles = Tiles(zone, minx, miny)
+    tiles.cut(zone, 0, 0, 2 ** math.ceil(math.log2(max(maxx - minx, maxy - miny, TILE_M) / TILE_M)))
+    return tiles
+
+
+def covered_by(parts: np.ndarray, zone: Tiles) -> np.ndarray:
+    """Each part's piece inside one big zone: a part inside its tile is covered whole, the others
+    are cut by that one tile (a part larger than the tiles' margin by the whole zone)."""
+    out = empty(len(parts))
+    some = np.flatnonzero(~shapely.is_empty(parts))
+    if not zone.tiles or not len(some):
+        return out
+    tile, fits = zone.tile_of(parts[some])
+    big, some, tile = some[~fits], some[fits], tile[fits]
+    shapely.prepare(tile)
+    meets = shapely.intersects(tile, parts[some])
+    some, tile = some[meets], tile[meets]
+    full = shapely.contains(tile, parts[some])
+    out[some[full]] = parts[some[full]]
+    out[some[~full]] = intersection(parts[some[~full]], tile[~full])
+    out[big] = intersection(parts[big], zone.zone)
     return out
 
 

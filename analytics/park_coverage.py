@@ -53,7 +53,8 @@ def analysis_area(conn: Connection, user: User, code: str | None, drawn) -> cov.
 def base(conn: Connection, user: User, code: str | None, rules, drawn=None) -> Base:
     """The area, its housing, its parks and their cover: computed once per data version."""
     shape = drawn.wkt if drawn is not None else None
-    key = (code, shape, tuple(rules), user.scope, data_version(conn, COVERAGE_TABLES))
+    version = data_version(conn, COVERAGE_TABLES)
+    key = (cov.database(conn), code, shape, tuple(rules), user.scope, version)
     found = BASES.get(key)
     if found is None:
         area = analysis_area(conn, user, code, drawn)
@@ -119,12 +120,21 @@ def cover_with(
                    b.land.parcel_area[near], b.land.parts[near])  # fmt: skip
     around = cov.Area(None, "", None, b.area.srid, zone)
     extra = cover(conn, around, sub, np.array([park], dtype=object), np.array([radius]),
-                  np.array([zone], dtype=object))  # fmt: skip
+                  np.array([zone], dtype=object), keep_graph=False)  # fmt: skip
     straight = cov.union_pairs(b.covered["euclidean"][near], extra["euclidean"])
     covered["euclidean"][near] = straight
     on_foot = cov.union_pairs(b.covered["network"][near], extra["network"])
     covered["network"][near] = cov.intersection(on_foot, straight)
     return covered
+
+
+def newly_covered(after: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Land covered after but not before, per part: only the parts `cover_with` replaced (the
+    others hold the very same pieces) are compared."""
+    out = cov.empty(len(after))
+    changed = np.flatnonzero([a is not b for a, b in zip(after, before, strict=True)])
+    out[changed] = cov.difference(after[changed], before[changed])
+    return out
 
 
 def run_what_if(conn: Connection, params: dict, user: User) -> dict:
@@ -136,7 +146,7 @@ def run_what_if(conn: Connection, params: dict, user: User) -> dict:
     covered = cover_with(conn, b, candidate, radius)
     before = cov.figures(b.land, b.covered[mode])
     after = summary(b, b.parks.with_park(candidate, historic, b.rules), covered, mode)
-    newly = cov.difference(covered[mode], b.covered[mode])
+    newly = newly_covered(covered[mode], b.covered[mode])
     gain = (after["coverage_pct"] or 0) - (before.coverage_pct or 0)
     return {**after, "gain_pct": round(gain, 2),
             "before": {k: before.json()[k] for k in ("coverage_pct", "covered_area_m2", "served_population")},

@@ -79,11 +79,14 @@ def park_rows(parks: Parks, area: Area, covered_land: np.ndarray,
     land = covered_land[~shapely.is_empty(covered_land)] if len(covered_land) else covered_land
     if len(land) and len(zones):
         zone_i, land_i = shapely.STRtree(land).query(zones, predicate="intersects")
-        areas = shapely.area(cov.intersection(zones[zone_i], land[land_i]))
+        shapely.prepare(zones)
+        areas = shapely.area(land[land_i])  # most covered pieces lie wholly in a zone near them
+        cut = np.flatnonzero(~shapely.contains(zones[zone_i], land[land_i]))
+        areas[cut] = shapely.area(cov.intersection(zones[zone_i[cut]], land[land_i[cut]]))
         served = np.bincount(zone_i, weights=areas, minlength=len(zones))
-    inside = shapely.intersects(parks.geoms, area.geom)
-    return [{"code": parks.codes[i], "name": parks.names[i], "area_m2": round(float(parks.area[i]), 1),
+    inside, size = shapely.intersects(parks.geoms, area.geom), parks.area
+    return [{"code": parks.codes[i], "name": parks.names[i], "area_m2": round(float(size[i]), 1),
              "historic_district": bool(parks.historic[i]), "radius_m": float(parks.radius[i]),
-             "size_class": size_class(float(parks.area[i]), bool(parks.historic[i]), rules),
+             "size_class": size_class(float(size[i]), bool(parks.historic[i]), rules),
              "served_area_m2": round(float(served[i]), 1)}
             for i in range(len(parks.geoms)) if inside[i]]  # fmt: skip

@@ -28,7 +28,7 @@ def test_cases_are_a_heat_map_below_their_detail_zoom(live_server, browser, demo
     note = browser.find_element(By.CSS_SELECTOR, ".onemap-aggregate-note").text
     assert "案件热力" in note and "15 级" in note
     # the canvas of leaflet.heat is painted; no count-dot tiles are requested below zoom 15
-    assert browser.execute_script("return document.querySelectorAll('canvas.leaflet-heatmap-layer').length") == 1  # fmt: skip
+    assert browser.execute_script("return document.querySelectorAll('canvas.leaflet-heatmap-layer').length") >= 1  # fmt: skip
     assert status(browser)["layers"]["case"]["tiles"] == 0
     save_artifact(browser, "case_heat")
     browser.execute_script("window.onemap.layers.map().setZoom(16)")

@@ -167,6 +167,72 @@ def test_a_river_makes_the_network_figure_lower(town):
     assert result["coverage_pct"] == network["coverage_pct"] < euclid["coverage_pct"]
 
 
+@pytest.mark.parametrize("drawn", ["as given", "reversed"])
+@pytest.mark.parametrize("radius", [300.0, 600.0])
+def test_walking_reach_follows_a_bent_road(drawn, radius):
+    """An L-shaped road bent at (0, 0), crossed at (500, 0) by a 200 m road; a park 10√2 m from
+    the bend. The walk enters at the bend and goes r − 10√2 along both arms; at r = 600 it passes
+    the crossing (after 500 m) and goes the rest, 85.9 m, both ways along the crossing road."""
+    from analytics.network import build_graph, find_entries, reached_lines
+
+    roads = [LineString([(0, 1000), (0, 0), (1000, 0)]), LineString([(500, -100), (500, 100)])]
+    if drawn == "reversed":
+        roads = [shapely.reverse(r) for r in roads]
+    park = np.array([box(-30, -30, -10, -10)], dtype=object)
+    graph = build_graph(np.array(roads, dtype=object))
+    lines = reached_lines(graph, find_entries(graph, park), np.array([radius]))
+    arm = radius - 10 * math.sqrt(2)
+    expected = [LineString([(0, arm), (0, 0), (arm, 0)])]
+    if arm > 500:
+        expected.append(LineString([(500, 500 - arm), (500, arm - 500)]))
+    expected = shapely.MultiLineString(expected)
+    assert float(shapely.length(lines).sum()) == pytest.approx(expected.length, abs=1e-6)
+    assert shapely.hausdorff_distance(shapely.union_all(lines), expected) < 1e-6
+
+
+def test_a_piece_drawn_against_its_road_is_placed_backwards():
+    """A piece from (300, 200) round the bend to (100, 0) lies on the road (0, 0)–(300, 0)–
+    (300, 400) from 100 m to 500 m along it, running the other way."""
+    from analytics.network import placement, sub_lines
+
+    road = np.array([LineString([(0, 0), (300, 0), (300, 400)])], dtype=object)
+    piece = np.array([LineString([(300, 200), (300, 0), (100, 0)])], dtype=object)
+    xy = shapely.get_coordinates(piece)
+    lines, line_of, offset, forward = placement(road, piece, xy[:1], xy[1:2])
+    assert line_of.tolist() == [0] and forward.tolist() == [False]
+    assert offset[0] == pytest.approx(500)
+    (part,) = sub_lines(lines, line_of, offset - 400, offset)
+    assert shapely.hausdorff_distance(part, piece[0]) < 1e-9
+
+
+def test_a_road_edit_rebuilds_the_kept_road_graph(town):
+    """A bridge over the river (and its removal) changes the walking figure at once, although the
+    noded road graph is kept between runs."""
+    from analytics.network import GRAPHS
+
+    def on_foot() -> float:
+        body = get(town, "/api/analytics/park-coverage", area="370102902", mode="network")
+        return body.get_json()["result"]["side_by_side"]["network"]["covered_area_m2"]
+
+    r7 = PARCELS["R7"][0].area
+    assert on_foot() == pytest.approx(r7, rel=1e-6)
+    database = town["engine"].url.database
+    assert any(key[0][2] == database for key in list(GRAPHS.items))  # the graph is kept
+    # P_NET's east side is 29.2 m from the road x = 2600, where the bridge starts: its end
+    # (3040, 225) is 29.2 + 440 m away, and all of R6 (x 3010–3060, y 200–250) lies within
+    # 50 m of it (the far corner is √(20² + 25²) = 32 m from the end): R6 is reached whole.
+    bridge = LineString([(2600, 225), (3040, 225)])  # crosses the road x = 3000 too
+    with town["engine"].begin() as conn:
+        conn.execute(text("INSERT INTO road (name, road_class, geom) VALUES ('测试桥', '支路', "
+                          "ST_GeomFromEWKT(:g))"), {"g": ewkt(bridge)})  # fmt: skip
+    try:
+        assert on_foot() == pytest.approx(r7 + PARCELS["R6"][0].area, rel=1e-6)
+    finally:
+        with town["engine"].begin() as conn:
+            conn.execute(text("DELETE FROM road WHERE name = '测试桥'"))
+    assert on_foot() == pytest.approx(r7, rel=1e-6)  # the bridge cut again
+
+
 def test_uncovered_land_as_geojson(town):
     features = get(
         town, "/api/analytics/park-coverage", area="370102901", format="geojson"
