@@ -194,7 +194,8 @@ def risk_view(area) -> tuple:
     pairs = [("评估的管线", f"{body['pipes']:,}"), ("评估日期", body["to"]),
              *((f"{k}风险", f"{body.get(f'level_{k}', 0):,}") for k in LEVEL_COLOURS)]  # fmt: skip
     feats = (shapes.get("features") or [])[:MAX_OVERLAY]
-    view = html.Div([figures(pairs), exports("pipe-risk", params),
+    view = html.Div([figures(pairs), area_summary(body.get("areas") or []),
+                     exports("pipe-risk", params),
                      html.P("评分方法见 docs/DRAINAGE.md（各因素权重在一张表中）", className="hint")])  # fmt: skip
     return (
         view,
@@ -203,6 +204,18 @@ def risk_view(area) -> tuple:
         {"type": "FeatureCollection", "features": feats},
         None,
     )
+
+
+def area_summary(areas: list[dict]) -> html.Table | None:
+    """Pipe risk per sub-area: pipes, mean and highest score, pipes at each level."""
+    if not areas:
+        return None
+    head = html.Tr([html.Th(t) for t in ("区域", "管线", "平均分", "最高分", "高", "中", "低")])
+    rows = [html.Tr([html.Td(a.get("name") or a.get("code")), html.Td(f"{a['pipes']:,}"),
+                     html.Td(a.get("mean_score")), html.Td(a.get("max_score")),
+                     *(html.Td(a.get(f"level_{k}", 0)) for k in LEVEL_COLOURS)])
+            for a in areas]  # fmt: skip
+    return html.Table([head, *rows], className="attr-table", id="dr-risk-areas")
 
 
 def columns(kind: str) -> list[dict]:

@@ -70,6 +70,7 @@ def test_catchment_quality_and_risk_tables(client, role_tokens, well):
     assert [r["code"] for r in risk["dr-table.data"]] == [r["code"] for r in ranked]
     assert {c["id"] for c in risk["dr-table.columns"]} >= {"score", "level", "reasons"}
     assert all(f["properties"]["level"] for f in risk["dr-overlay.data"]["features"])
+    assert "dr-risk-areas" in str(risk["dr-result.children"])  # the per-area summary
     quality = press(client, headers, "dr-quality")
     assert "检查的管线" in str(quality["dr-result.children"])
     assert "export.xlsx" in str(quality["dr-result.children"])
