@@ -189,12 +189,13 @@ class Entries:
         return Entries(self.facility[keep], self.piece[keep], self.pos[keep], self.walk[keep])
 
 
-def find_entries(graph: RoadGraph, facilities: np.ndarray) -> Entries:
-    """Every road piece within ENTRY_M of each facility, entered at its point nearest to it."""
+def find_entries(graph: RoadGraph, facilities: np.ndarray, within: float = ENTRY_M) -> Entries:
+    """Every road piece within `within` (ENTRY_M) of each facility, entered at its point nearest
+    to it."""
     if graph.empty or not len(facilities):
         none = np.array([], dtype=int)
         return Entries(none, none, none.astype(float), none.astype(float))
-    f, k = graph.tree.query(facilities, predicate="dwithin", distance=ENTRY_M)
+    f, k = graph.tree.query(facilities, predicate="dwithin", distance=within)
     link = shapely.shortest_line(facilities[f], graph.pieces[k])
     pos = shapely.line_locate_point(graph.pieces[k], shapely.get_point(link, 1))
     return Entries(f, k, pos, shapely.length(link))

@@ -39,6 +39,7 @@ MAX_DAYS = 92
 GRID = 64  # heat: at most GRID × GRID cells, so ≤ 4,096 points
 NEAREST_MAX = 20
 NEAREST_CANDIDATES = 5  # straight-line candidates per lot asked for, re-ranked by walking
+LOT_ENTRY_M = 80.0  # a lot (or the clicked point) reaches the road network within this
 WALK_LIMIT_M = 10_000.0
 SOURCES = ("entries", "estimated", "mixed")
 FULL_TOLERANCE = 1e-9  # a share computed as exactly 90 % must not miss "≥ 90 %" by rounding
@@ -429,7 +430,7 @@ def walking(conn: Connection, origin, lots: np.ndarray, srid: int) -> np.ndarray
     graph = network.road_graph(conn, area, 500.0, keep=False)
     if graph.empty:
         return out
-    start = network.find_entries(graph, np.array([origin], dtype=object))
+    start = network.find_entries(graph, np.array([origin], dtype=object), LOT_ENTRY_M)
     if not len(start.piece):
         return out
     seed = np.full(graph.nodes, np.inf)
@@ -437,7 +438,7 @@ def walking(conn: Connection, origin, lots: np.ndarray, srid: int) -> np.ndarray
     np.minimum.at(seed, graph.ends[start.piece, 1],
                   start.walk + graph.length[start.piece] - start.pos)  # fmt: skip
     dist = network.distances(graph, seed, WALK_LIMIT_M)
-    ends = network.find_entries(graph, lots)
+    ends = network.find_entries(graph, lots, LOT_ENTRY_M)
     for f, k, pos, walk in zip(ends.facility, ends.piece, ends.pos, ends.walk, strict=True):
         via = min(dist[graph.ends[k, 0]] + pos, dist[graph.ends[k, 1]] + graph.length[k] - pos)
         same = start.piece == k  # on the origin's own road piece: walk along it directly

@@ -199,6 +199,7 @@ def test_nearest_lots_from_a_picked_point(client, role_tokens, demo_engine, a_lo
         r["distance_m"] for r in rows
     )
     assert {r["method"] for r in rows} <= {"步行", "直线"}
+    assert "步行" in {r["method"] for r in rows}  # the demo's lots sit back from the road: joined
     assert api["note"] in str(resp["pk-nearest"]["children"])
     # free spaces checked against each lot's latest raw reading
     with demo_engine.connect() as conn:
