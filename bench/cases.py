@@ -26,7 +26,7 @@ from analytics.cells import SETS
 from analytics.contract import run_analysis
 from auth.accounts import User
 from auth.roles import ROLES
-from bench.common import write_section
+from bench.common import targets_table, write_section
 from bench.tiles import machine
 from geodata.db import make_engine
 from settings import Settings
@@ -134,15 +134,12 @@ def run(repeat: int) -> list[tuple[str, float, float | None, str]]:
 def table(rows) -> str:
     """The results as a markdown table."""
     load = os.getloadavg()[0]
-    lines = [f"Measured {date.today():%Y-%m-%d} on {machine()} (1-minute load average {load:.1f} "
-             "at the end: other work shared the 2 cores); median of the runs; no result cache.", "",
-             "| case | seconds | target | met | note |", "| --- | ---: | ---: | --- | --- |"]  # fmt: skip
-    for case, secs, target, note in rows:
-        met = "—" if target is None else ("yes" if secs < target else "**no**")
-        lines.append(
-            f"| {case} | {secs:.2f} | {'' if target is None else f'< {target:g}'} | {met} | {note} |"
-        )
-    return "\n".join(lines)
+    return targets_table(
+        f"Measured {date.today():%Y-%m-%d} on {machine()} (1-minute load average "
+        f"{load:.1f} at the end: other work shared the 2 cores); median of the "
+        "runs; no result cache.",
+        rows,
+    )
 
 
 def main() -> int:

@@ -128,3 +128,14 @@ def write_section(name: str, heading: str, markdown: str) -> None:
     else:
         doc += f"\n## {heading}\n\n{block}\n"
     path.write_text(doc, encoding="utf-8")
+
+
+def targets_table(preface: str, rows, digits: int = 2) -> str:
+    """A markdown table of (case, seconds, target or None, note) rows under a preface line."""
+    lines = [preface, "", "| case | seconds | target | met | note |",
+             "| --- | ---: | ---: | --- | --- |"]  # fmt: skip
+    for case, secs, target, note in rows:
+        met = "—" if target is None else ("yes" if secs < target else "**no**")
+        shown = "" if target is None else f"< {target:g}"
+        lines.append(f"| {case} | {secs:.{digits}f} | {shown} | {met} | {note} |")
+    return "\n".join(lines)

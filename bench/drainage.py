@@ -21,7 +21,7 @@ from analytics.contract import run_analysis
 from analytics.drainage import outfall_wells
 from auth.accounts import User
 from auth.roles import ROLES
-from bench.common import write_section
+from bench.common import targets_table, write_section
 from bench.tiles import machine
 from geodata.db import make_engine
 from settings import Settings
@@ -101,15 +101,12 @@ def run(repeat: int) -> list[tuple[str, float, float | None, str]]:
 
 def table(rows) -> str:
     """The results as a markdown table."""
-    lines = [f"Measured {date.today():%Y-%m-%d} on {machine()}; median of the runs after a "
-             "warm-up; no result cache.", "",
-             "| case | seconds | target | met | note |", "| --- | ---: | ---: | --- | --- |"]  # fmt: skip
-    for case, secs, target, note in rows:
-        met = "—" if target is None else ("yes" if secs < target else "**no**")
-        lines.append(
-            f"| {case} | {secs:.3f} | {'' if target is None else f'< {target:g}'} | {met} | {note} |"
-        )
-    return "\n".join(lines)
+    return targets_table(
+        f"Measured {date.today():%Y-%m-%d} on {machine()}; median of the runs "
+        "after a warm-up; no result cache.",
+        rows,
+        digits=3,
+    )
 
 
 def main() -> int:
