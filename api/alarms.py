@@ -10,6 +10,7 @@ from auth import accounts
 from auth.web import client_ip, current_user
 from errors import BadRequest
 from services import alarms
+from services.batches import parse_partial
 
 bp = Blueprint("alarms", __name__)
 
@@ -30,7 +31,7 @@ def post_alarms():
     rows, partial = raw, request.args.get("partial")
     if isinstance(raw, dict):
         rows, partial = raw.get("alarms"), raw.get("partial", partial)
-    partial = alarms.parse_partial(partial)
+    partial = parse_partial(partial)
     with engine().begin() as conn:
         report = alarms.ingest_alarms(conn, rows, partial=partial)
         accounts.audit(conn, user.username, "alarm_ingest", "alarm",

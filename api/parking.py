@@ -9,7 +9,8 @@ from analytics import parking
 from api.http import engine, private_json
 from auth import accounts
 from auth.web import client_ip, current_user
-from services.parking_ingest import check_ingest, ingest_readings, parse_partial
+from services.batches import parse_partial
+from services.parking_ingest import check_ingest, ingest_readings
 
 bp = Blueprint("parking", __name__)
 

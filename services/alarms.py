@@ -15,7 +15,6 @@ Rules (docs/ALARMS.md):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,7 @@ from errors import BadRequest, Forbidden, NotFound
 from geodata import catalog
 from geodata.areas import in_areas
 from params import parse_bbox, parse_choice, parse_id, parse_int, text_value
-from services.parking_ingest import parse_partial  # noqa: F401 - the same switch for every ingest
+from services.batches import parse_instant
 
 ALARM_ROLES = ("admin", "operator")  # 系统管理员, 指挥中心值班员 (or their API tokens)
 CLEARED = catalog.ALARM_STATES[-1]  # 已解除
@@ -40,8 +39,6 @@ MAX_BATCH = 20_000
 MAX_MESSAGE = 500
 MAX_LIST = 1000
 CLOCK_SKEW = timedelta(minutes=5)
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-HAS_TIME = re.compile(r"^\s*\d{4}-?\d{2}-?\d{2}[T ]\d{2}")  # a date alone is not an alarm time
 INGEST_LOCK = 7_240_014  # pg_advisory_xact_lock key of alarm ingest (issue #14)
 
 SENSORS = text("SELECT code, id, kind FROM sensor WHERE code = ANY(:codes)")
@@ -185,23 +182,6 @@ class Batch:
         self.rejected.append({"index": index, "sensor_code": code, "reason": reason})
 
 
-def parse_raised_at(value) -> datetime:
-    """An ISO 8601 time, aware; no zone means the city clock. ValueError with the reason."""
-    if not isinstance(value, str):
-        raise ValueError("告警时间（raised_at）必须是 ISO 8601 文本，如 2026-12-01T08:00:00+08:00")
-    try:
-        if not HAS_TIME.match(value):
-            raise ValueError
-        at = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"告警时间不是带时刻的 ISO 8601 格式（raised_at={value[:40]}）") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=ZoneInfo(catalog.CITY_TIMEZONE))
-    if at < EARLIEST:
-        raise ValueError(f"告警时间早于 2000 年（raised_at={value[:40]}）")
-    return at
-
-
 def check_row(row, sensor: tuple[int, str] | None, latest: datetime) -> tuple[datetime, str, str]:
     """One row's time, level and message, or ValueError with the reason it is rejected."""
     if not isinstance(row, dict):
@@ -213,7 +193,7 @@ def check_row(row, sensor: tuple[int, str] | None, latest: datetime) -> tuple[da
         raise ValueError("设备编码（sensor_code）必须是文本")
     if sensor is None:
         raise ValueError(f"没有这个物联感知设备（sensor_code={row['sensor_code'][:40]}）")
-    at = parse_raised_at(row["raised_at"])
+    at = parse_instant(row["raised_at"], "raised_at", "告警时间")
     if at > latest:
         minutes = CLOCK_SKEW.seconds // 60
         raise ValueError(

@@ -25,13 +25,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
 from auth.accounts import User
 from errors import BadRequest, Forbidden
-from geodata import catalog
+from services.batches import parse_instant
 
 INGEST_ROLES = ("admin", "operator")  # 系统管理员, 指挥中心值班员
 MAX_BATCH = 20_000
@@ -39,8 +38,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 FIELDS = ("lot_code", "at", "occupied")
 OPTIONAL = ("entries",)
 DIGITS = re.compile(r"^\s*\d{1,10}\s*$")
-HAS_TIME = re.compile(r"^\s*\d{4}-?\d{2}-?\d{2}[T ]\d{2}")  # a date alone is not a reading time
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 # FOR KEY SHARE: a lot cannot be deleted between validation and the write (no FK error).
 LOTS = text("SELECT code, id, capacity FROM parking_lot WHERE code = ANY(:codes) FOR KEY SHARE")
@@ -80,23 +77,6 @@ class Batch:
         self.rejected.append({"index": index, "lot_code": code, "reason": reason})
 
 
-def parse_at(value) -> datetime:
-    """An ISO 8601 time, aware; no zone means the city clock. ValueError with the reason."""
-    if not isinstance(value, str):
-        raise ValueError("时间（at）必须是 ISO 8601 文本，如 2026-12-01T08:00:00+08:00")
-    try:
-        if not HAS_TIME.match(value):
-            raise ValueError
-        at = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"时间不是带时刻的 ISO 8601 格式（at={value[:40]}）") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=ZoneInfo(catalog.CITY_TIMEZONE))
-    if at < EARLIEST:
-        raise ValueError(f"时间早于 2000 年（at={value[:40]}）")
-    return at
-
-
 def count_of(value, label: str, name: str) -> int:
     """A non-negative integer from JSON (int, integral float) or CSV text. ValueError otherwise."""
     number = value
@@ -132,7 +112,7 @@ def check_row(row, lot: Lot | None, latest: datetime) -> tuple[datetime, int, in
         raise ValueError("停车场编码（lot_code）必须是文本")
     if lot is None:
         raise ValueError(f"没有这个停车场（lot_code={row['lot_code'][:40]}）")
-    at = parse_at(row["at"])
+    at = parse_instant(row["at"], "at", "时间")
     if at > latest:
         raise ValueError(
             f"时间在未来（at={row['at'][:40]}，允许误差 {CLOCK_SKEW.seconds // 60} 分钟）"
@@ -201,17 +181,6 @@ def ingest_readings(conn: Connection, rows, *, partial: bool = False,
             "inserted": inserted, "updated": updated,
             "unchanged": valid - inserted - updated if commit else 0,
             "rejected": batch.rejected, "partial": partial}  # fmt: skip
-
-
-def parse_partial(value) -> bool:
-    """The `partial` switch from a query string or a JSON body (absent: False)."""
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", ""):
-        return False
-    raise BadRequest("partial 只能是 true 或 false")
 
 
 def check_ingest(user: User) -> None:
