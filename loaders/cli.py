@@ -183,38 +183,44 @@ def cmd_osm(args, settings: Settings) -> int:
     return status
 
 
-def read_readings(path: Path) -> list[dict]:
-    """The rows of a readings CSV (UTF-8, lot_code, at, occupied[, entries]); ValueError if unusable."""
+def read_batch_csv(path: Path, required, fields) -> list[dict]:
+    """The rows of a batch CSV (UTF-8, a header naming at least `required`) as dicts of `fields`;
+    ValueError if the file is unusable."""
     if not path.is_file():
         raise ValueError(f"文件不存在：{path}")
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in READING_FIELDS if c not in (reader.fieldnames or ())]
+            missing = [c for c in required if c not in (reader.fieldnames or ())]
             if missing:
-                raise ValueError(f"CSV 缺少列：{', '.join(missing)}（需要 lot_code, at, occupied）")
-            return [{k: row.get(k) for k in (*READING_FIELDS, *OPTIONAL)} for row in reader]
+                raise ValueError(f"CSV 缺少列：{', '.join(missing)}（需要 {', '.join(required)}）")
+            return [{k: row.get(k) for k in fields} for row in reader]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"无法读取 CSV 文件 {path}：{exc}") from exc
 
 
-def print_readings_report(report: dict) -> None:
-    """The ingest report in Chinese; rejected rows with their CSV line (header is line 1)."""
-    state = "已写入" if report["written"] else "未写入任何读数"
-    print(f"停车读数：收到 {report['received']}，有效 {report['valid']}，{state}"
-          f"（新增 {report['inserted']}，更正 {report['updated']}，未变 {report['unchanged']}），"
-          f"拒绝 {len(report['rejected'])}")  # fmt: skip
+def print_rejected(report: dict, code_key: str) -> None:
+    """The rejected rows of a batch report with their CSV line (header is line 1)."""
     for item in report["rejected"][:100]:
-        print(f"  第 {item['index'] + 2} 行 {item['lot_code'] or ''}：{item['reason']}")
+        print(f"  第 {item['index'] + 2} 行 {item[code_key] or ''}：{item['reason']}")
     if len(report["rejected"]) > 100:
         print(f"  …… 另有 {len(report['rejected']) - 100} 行被拒绝")
     if report["rejected"] and not report["partial"]:
         print("整批未写入：修正被拒绝的行后重新提交，或加 --partial 只写入有效行")
 
 
+def print_readings_report(report: dict) -> None:
+    """The readings ingest report in Chinese."""
+    state = "已写入" if report["written"] else "未写入任何读数"
+    print(f"停车读数：收到 {report['received']}，有效 {report['valid']}，{state}"
+          f"（新增 {report['inserted']}，更正 {report['updated']}，未变 {report['unchanged']}），"
+          f"拒绝 {len(report['rejected'])}")  # fmt: skip
+    print_rejected(report, "lot_code")
+
+
 def cmd_parking_readings(args, settings: Settings) -> int:
     """Ingest a CSV of occupancy readings; exit 2 when rows were rejected or the file is unusable."""
-    rows = read_readings(Path(args.file))
+    rows = read_batch_csv(Path(args.file), READING_FIELDS, (*READING_FIELDS, *OPTIONAL))
     engine = prepared_engine(settings)
     with engine.begin() as conn:
         report = ingest_readings(conn, rows, partial=args.partial)
@@ -225,40 +231,18 @@ def cmd_parking_readings(args, settings: Settings) -> int:
     return 2 if report["rejected"] else 0
 
 
-def read_alarm_rows(path: Path) -> list[dict]:
-    """The rows of an alarms CSV (UTF-8, header sensor_code, raised_at, level[, message])."""
-    if not path.is_file():
-        raise ValueError(f"文件不存在：{path}")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in ALARM_REQUIRED if c not in (reader.fieldnames or ())]
-            if missing:
-                raise ValueError(
-                    f"CSV 缺少列：{', '.join(missing)}（需要 sensor_code, raised_at, level）"
-                )
-            return [{k: row.get(k) for k in ALARM_FIELDS} for row in reader]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"无法读取 CSV 文件 {path}：{exc}") from exc
-
-
 def print_alarms_report(report: dict) -> None:
-    """The alarm ingest report in Chinese; rejected rows with their CSV line (header is line 1)."""
+    """The alarm ingest report in Chinese."""
     state = "已写入" if report["written"] else "未写入任何告警"
     print(f"告警：收到 {report['received']}，有效 {report['valid']}，{state}"
           f"（新增 {report['inserted']}，已存在 {report['existing']}），"
           f"拒绝 {len(report['rejected'])}")  # fmt: skip
-    for item in report["rejected"][:100]:
-        print(f"  第 {item['index'] + 2} 行 {item['sensor_code'] or ''}：{item['reason']}")
-    if len(report["rejected"]) > 100:
-        print(f"  …… 另有 {len(report['rejected']) - 100} 行被拒绝")
-    if report["rejected"] and not report["partial"]:
-        print("整批未写入：修正被拒绝的行后重新提交，或加 --partial 只写入有效行")
+    print_rejected(report, "sensor_code")
 
 
 def cmd_alarms(args, settings: Settings) -> int:
     """Ingest a CSV of sensor alarms; exit 2 when rows were rejected or the file is unusable."""
-    rows = read_alarm_rows(Path(args.file))
+    rows = read_batch_csv(Path(args.file), ALARM_REQUIRED, ALARM_FIELDS)
     engine = prepared_engine(settings)
     with engine.begin() as conn:
         report = ingest_alarms(conn, rows, partial=args.partial)
