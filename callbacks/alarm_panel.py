@@ -20,7 +20,7 @@ from analytics.cameras import alarm_linkage, point_linkage
 from auth.accounts import User
 from auth.web import client_ip, current_user
 from callbacks import ids
-from callbacks.case_panel import zoom_to
+from callbacks.ui import row_view
 from errors import OneMapError
 from geodata import catalog
 from runtime import runtime
@@ -252,10 +252,10 @@ def linkage_of(chosen) -> dict:
 def chosen_of(trigger, cell, rows, clicked, tab) -> tuple[dict, dict | None]:
     """(what was chosen, the view to zoom to) from a table row, a marker or a map click."""
     if trigger == TABLE:
-        view = zoom_to(cell, rows)
+        view = row_view(cell, rows, zoom=18)
         if view is None:
             raise PreventUpdate
-        return {"alarm": rows[int(cell["row"])].get("id")}, {**view, "zoom": 18}
+        return {"alarm": rows[int(cell["row"])].get("id")}, view
     if isinstance(trigger, dict) and trigger.get("type") == MARKER:
         return {"alarm": trigger.get("index")}, None
     latlng = clicked.get("latlng") if isinstance(clicked, dict) else None

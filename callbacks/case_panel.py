@@ -25,6 +25,7 @@ from analytics.hotspots import CLASS_LABELS
 from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
+from callbacks.ui import row_view
 from errors import OneMapError
 from geodata import catalog
 from runtime import runtime
@@ -375,19 +376,7 @@ def register(app, settings) -> None:
     def _zoom(top_cell, em_cell, rec_cell, top_rows, em_rows, rec_rows):
         picked = {TOP_TABLE: (top_cell, top_rows), EMERGING_TABLE: (em_cell, em_rows),
                   RECURRING_TABLE: (rec_cell, rec_rows)}.get(ctx.triggered_id)  # fmt: skip
-        view = zoom_to(*picked) if picked else None
+        view = row_view(*picked) if picked else None
         if view is None:
             raise PreventUpdate
         return view
-
-
-def zoom_to(cell, rows) -> dict | None:
-    """The map view of a clicked table row: its cell's bounds or its point (untrusted input)."""
-    try:
-        row = rows[int(cell["row"])]
-        if "bounds" in row:
-            (s, w), (n, e) = row["bounds"]
-            return {"bounds": [[float(s), float(w)], [float(n), float(e)]]}
-        return {"center": [float(row["lat"]), float(row["lon"])], "zoom": 17}
-    except (TypeError, ValueError, KeyError, IndexError):
-        return None

@@ -19,6 +19,7 @@ from analytics.contract import result_cache, run_analysis
 from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
+from callbacks.ui import row_view
 from errors import OneMapError
 from runtime import runtime
 from services.archive import object_title
@@ -223,15 +224,6 @@ def columns(kind: str) -> list[dict]:
     return [{"id": k, "name": t} for k, t in COLUMNS[kind]]
 
 
-def zoom_to(cell, rows) -> dict | None:
-    """The view of a clicked row with a lon/lat (untrusted input)."""
-    try:
-        row = rows[int(cell["row"])]
-        return {"center": [float(row["lat"]), float(row["lon"])], "zoom": 18}
-    except (TypeError, ValueError, KeyError, IndexError):
-        return None
-
-
 def register(app, settings) -> None:
     """Fill the code from a map click; run the four analyses; zoom from the table."""
 
@@ -277,7 +269,7 @@ def register(app, settings) -> None:
                   Input(TABLE, "active_cell"), State(TABLE, "derived_viewport_data"),
                   prevent_initial_call=True)  # fmt: skip
     def _zoom(cell, rows):
-        view = zoom_to(cell, rows)
+        view = row_view(cell, rows, zoom=18)
         if view is None:
             raise PreventUpdate
         return view

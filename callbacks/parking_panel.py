@@ -29,6 +29,7 @@ from auth.access import check_analytics
 from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
+from callbacks.ui import row_view
 from errors import BadRequest, OneMapError
 from layers.registry import REGISTRY
 from runtime import runtime
@@ -334,15 +335,6 @@ def find_nearest(lon, lat) -> dict:
         return parking.nearest(conn, user, {"lon": lon, "lat": lat, "n": NEAREST_N})
 
 
-def zoom_to(cell, rows) -> dict | None:
-    """The map view of a clicked table row's point (untrusted input)."""
-    try:
-        row = rows[int(cell["row"])]
-        return {"center": [float(row["lat"]), float(row["lon"])], "zoom": 17}
-    except (TypeError, ValueError, KeyError, IndexError):
-        return None
-
-
 def register(app, settings) -> None:
     """The run (measures, the day's heat, shortage), stepping and playing, nearest lots, zoom."""
 
@@ -451,7 +443,7 @@ def register(app, settings) -> None:
     def _zoom(lot_cell, short_cell, near_cell, lot_rows, short_rows, near_rows):
         picked = {LOT_TABLE: (lot_cell, lot_rows), SHORTAGE_TABLE: (short_cell, short_rows),
                   NEAREST_TABLE: (near_cell, near_rows)}.get(ctx.triggered_id)  # fmt: skip
-        view = zoom_to(*picked) if picked else None
+        view = row_view(*picked) if picked else None
         if view is None:
             raise PreventUpdate
         return view

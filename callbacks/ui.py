@@ -13,3 +13,16 @@ CODE_NAMES = {
     "class_code": catalog.COMPONENT_MINOR, "component_class_code": catalog.COMPONENT_MINOR,
     "event_class_code": catalog.EVENT_MINOR, "kind": catalog.GREEN_KINDS,
 }  # fmt: skip
+
+
+def row_view(cell, rows, zoom: int = 17) -> dict | None:
+    """The map view of a clicked table row (untrusted input): its `bounds`, else its lon/lat at
+    `zoom`; None when the click or the row is not usable."""
+    try:
+        row = rows[int(cell["row"])]
+        if "bounds" in row:
+            (s, w), (n, e) = row["bounds"]
+            return {"bounds": [[float(s), float(w)], [float(n), float(e)]]}
+        return {"center": [float(row["lat"]), float(row["lon"])], "zoom": zoom}
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None
