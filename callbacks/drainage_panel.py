@@ -152,10 +152,16 @@ def trace_view(code: str, direction) -> tuple:
     )
 
 
+def table_of(shapes: dict) -> dict:
+    """The table form of a `format=geojson` answer: its summary figures and its features'
+    properties as rows (the same rows, so the analysis runs once for both)."""
+    return {**shapes["summary"], "rows": [f["properties"] for f in shapes["features"]]}
+
+
 def catchment_view(code: str) -> tuple:
     """The catchment's figures, its parcels and grids in the table and on the map."""
-    body = run("drain-catchment", {"at": code})["result"]
     shapes = run("drain-catchment", {"at": code, "format": "geojson"})["result"]
+    body = table_of(shapes)
     pairs = [("上游管线", f"{body['upstream_pipes']:,} 段，{body['upstream_length_m']:,.0f} m"),
              ("上游检查井", f"{body['upstream_wells']:,}"),
              ("受影响地块", f"{body['parcels']:,}（{body['parcel_area_m2']:,.0f} m²）"),
@@ -168,8 +174,8 @@ def catchment_view(code: str) -> tuple:
 def quality_view(area) -> tuple:
     """The quality checks' counts, the list of issues and the pipes on the map."""
     params = {"area": area or None}
-    body = run("drain-quality", params)["result"]
     shapes = run("drain-quality", {**params, "format": "geojson"})["result"]
+    body = table_of(shapes)
     labels = {"no_outfall": "未连通排口", "reverse_slope": "倒坡", "diameter_decrease": "下游管径变小",
               "loop": "环路"}  # fmt: skip
     pairs = [("检查的管线", f"{body['pipes_checked']:,}"),
