@@ -201,6 +201,7 @@ def browser(tmp_path_factory, live_server):
 def sign_in(driver, base: str, username: str, password: str = TEST_PASSWORD) -> None:
     """Sign in through the real login form (as a new visitor: the cookies are dropped first)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     driver.get(base + "/login")
     driver.delete_all_cookies()
@@ -208,6 +209,9 @@ def sign_in(driver, base: str, username: str, password: str = TEST_PASSWORD) -> 
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "login-submit").click()
+    # the form posts in the background: wait for the redirect away from /login, or the next
+    # navigation may cancel the post and leave the previous session signed in
+    WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url.split("?")[0])
 
 
 def save_artifact(driver, name: str) -> Path:
