@@ -731,3 +731,14 @@ class AuditLog(Base):
     target: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class BigscreenPin(Base):
+    """大屏专题固定: the big-screen view an operator pinned (at most one row; none: rotation)."""
+
+    __tablename__ = "bigscreen_pin"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_bigscreen_pin_single"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default="1")
+    view_id: Mapped[str] = mapped_column(Text)
+    pinned_by: Mapped[str] = mapped_column(Text)
+    pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
