@@ -742,3 +742,15 @@ class BigscreenPin(Base):
     view_id: Mapped[str] = mapped_column(Text)
     pinned_by: Mapped[str] = mapped_column(Text)
     pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class KpiDaily(Base):
+    """指标日记录: a big-screen figure as it stood on a day (for those without a history)."""
+
+    __tablename__ = "kpi_daily"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kpi: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Double)
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

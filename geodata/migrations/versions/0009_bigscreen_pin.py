@@ -1,4 +1,6 @@
-"""大屏专题固定: the view an operator pinned on the command-centre big screen (one row at most).
+"""大屏: the view an operator pinned on the command-centre big screen (one row at most), and the
+daily record of the screen's figures that have no history of their own (camera online rate, park
+coverage), so each can show its change against yesterday or last week.
 
 With no row the screen rotates through its configured views; with a row it stays on that view
 until the pin is removed. The view id is checked against the configuration by the service, not
@@ -17,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create bigscreen_pin (a single row keyed by id = 1)."""
+    """Create bigscreen_pin (a single row keyed by id = 1) and kpi_daily."""
     op.execute(
         """
         CREATE TABLE bigscreen_pin (
@@ -28,8 +30,20 @@ def upgrade() -> None:
         )
         """
     )
+    op.execute(
+        """
+        CREATE TABLE kpi_daily (
+            day date NOT NULL,
+            kpi text NOT NULL,
+            value double precision,
+            recorded_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (day, kpi)
+        )
+        """
+    )
 
 
 def downgrade() -> None:
-    """Drop the pin table."""
+    """Drop both tables."""
+    op.execute("DROP TABLE IF EXISTS kpi_daily")
     op.execute("DROP TABLE IF EXISTS bigscreen_pin")
