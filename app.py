@@ -10,12 +10,12 @@ import dash
 import api
 import runtime
 from auth import web as auth_web
-from callbacks import map_page, pages
+from callbacks import bigscreen, map_page, pages
 from geodata.db import make_engine
 from layers.check import check_registry
 from settings import PROJECT_ROOT, Settings
 
-PAGES = (map_page.PAGE,)
+PAGES = (map_page.PAGE, bigscreen.PAGE)
 
 
 def create_app(settings: Settings) -> dash.Dash:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 LOCAL_URL_FILE = PROJECT_ROOT / "var" / "database_url"
+BIGSCREEN_CONFIG = PROJECT_ROOT / "config" / "bigscreen.toml"
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -72,6 +73,13 @@ class Settings(BaseSettings):
     admin_password: str = ""
     # Size of the demo city `make run` loads into an empty database.
     demo_scale: Literal["small", "city", "large"] = "city"
+    # The big screen (/bigscreen): its views (TOML, default config/bigscreen.toml), how often it
+    # refreshes and rotates (seconds; a screen's URL may ask ?refresh=&rotate= within limits), and
+    # its "now": the clock (today) or the newest case (latest: replaying demo data).
+    bigscreen_config: str = ""
+    bigscreen_refresh_s: int = Field(default=30, ge=2, le=3600)
+    bigscreen_rotate_s: int = Field(default=60, ge=5, le=86_400)
+    bigscreen_day: Literal["today", "latest"] = "today"
 
     @field_validator("database_url")
     @classmethod
@@ -87,6 +95,10 @@ class Settings(BaseSettings):
                   or parts.query or parts.fragment):  # fmt: skip
             raise ValueError("ONEMAP_PUBLIC_ORIGIN 应形如 https://onemap.example.gov.cn")
         return v
+
+    def bigscreen_config_path(self) -> Path:
+        """Where the big screen's views are configured."""
+        return Path(self.bigscreen_config) if self.bigscreen_config else BIGSCREEN_CONFIG
 
     def sqlalchemy_url(self) -> str:
         """The database URL for SQLAlchemy, falling back to the project-local cluster."""

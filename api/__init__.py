@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from api import alarms, analytics, errors, layers, objects, parking, places, tiles
+from api import alarms, analytics, bigscreen, errors, layers, objects, parking, places, tiles
 
 
 def register(server: Flask) -> None:
     """Attach every blueprint and the JSON error handlers to the Flask server."""
     server.json.ensure_ascii = False  # Chinese messages stay readable
     errors.register(server)
-    for module in (tiles, layers, objects, places, analytics, parking, alarms):
+    for module in (tiles, layers, objects, places, analytics, parking, alarms, bigscreen):
         server.register_blueprint(module.bp)
 
     @server.after_request

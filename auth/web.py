@@ -374,7 +374,7 @@ def register_login_routes(server: Flask, settings: Settings, recent: RecentUsers
                 return kiosk_page("大屏令牌无效或已吊销", 401)
             accounts.audit(conn, user.username, "login", "kiosk-token", ip=client_ip())
         _start_session(user)
-        return redirect("/")
+        return redirect("/bigscreen")  # the wall display (指挥中心大屏)
 
     @server.get("/logout")
     def logout_form():

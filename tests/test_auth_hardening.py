@@ -419,6 +419,8 @@ def test_kiosk_screen_and_sign_out_in_the_browser(live_server, role_tokens, tmp_
     try:
         driver.get(f"{live_server}/login/token#t={role_tokens['kiosk']}")
         wait = WebDriverWait(driver, 40)
+        wait.until(lambda d: urlsplit(d.current_url).path == "/bigscreen")  # the screen's home
+        driver.get(live_server + "/")
         wait.until(lambda d: "大屏" in d.find_element(By.ID, "user-name").text)
         assert role_tokens["kiosk"] not in driver.current_url
         driver.find_element(By.CSS_SELECTOR, ".user-box button[type=submit]").click()
