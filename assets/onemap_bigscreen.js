@@ -6,7 +6,8 @@ window.onemap = window.onemap || {};
   "use strict";
   const FLY_ZOOM = 16;
   const FLY_HOLD_MS = 8000;
-  const st = { clock: null, home: null, timer: null, marker: null, flights: 0, last: null };
+  const st = { clock: null, home: null, timer: null, marker: null, flights: 0, last: null,
+               seen: null, seenAt: null };
 
   function tick() {
     const el = document.getElementById("bs-clock");
@@ -16,8 +17,30 @@ window.onemap = window.onemap || {};
       day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", weekday: "short" });
   }
 
+  /* The watchdog: when no refresh has come back for 2.5 intervals (at least 8 s more than one),
+     say so with the time of the last good update; the next good refresh takes it away. A
+     refresh that reached the server but not the database shows the server's own banner. */
+  function watch() {
+    const updated = document.getElementById("bs-updated");
+    const stale = document.getElementById("bs-stale");
+    const server = document.getElementById("bs-banner");
+    if (!updated || !stale) { return; }
+    const now = Date.now();
+    if (updated.textContent !== st.seen) { st.seen = updated.textContent; st.seenAt = now; }
+    const every = Number(stale.dataset.refresh || 30) * 1000;
+    const late = now - (st.seenAt || now) > Math.max(2.5 * every, every + 8000);
+    const serverSays = server && !server.classList.contains("bs-hidden");
+    if (late && !serverSays) {
+      stale.textContent = "数据延迟：与服务器或数据库的连接中断，大屏显示的是上次成功更新的数据（" +
+        (st.seen && st.seen.indexOf("更新于") === 0 ? st.seen : "尚无成功更新") + "），恢复后自动更新";
+    }
+    stale.classList.toggle("bs-hidden", !late || serverSays);
+  }
+
   function startClock() {
-    if (st.clock === null) { st.clock = window.setInterval(tick, 1000); }
+    if (st.clock === null) {
+      st.clock = window.setInterval(function () { tick(); watch(); }, 1000);
+    }
     tick();
   }
 

@@ -25,9 +25,10 @@ from sqlalchemy.exc import DBAPIError
 from analytics import bigscreen as bs
 from auth.access import visible_layers
 from auth.accounts import User
-from auth.web import current_user
+from auth.web import client_ip, current_user
 from callbacks import ids
 from callbacks.pages import Page
+from errors import OneMapError
 from layers.registry import layer_json
 from runtime import runtime
 from settings import Settings
@@ -116,6 +117,9 @@ def layout(settings: Settings, user: User, query: str) -> html.Div:
             dcc.Interval(id=ids.BS_ROTATE, interval=rotate * 1000, n_intervals=0),
             header(settings, views, first),
             html.Div(id=ids.BS_BANNER, className="bs-banner bs-hidden"),
+            # the browser's own watchdog (assets/onemap_bigscreen.js): shown when no refresh has
+            # come back for a while, e.g. when the server cannot even check the session
+            html.Div(id="bs-stale", className="bs-banner bs-hidden", **{"data-refresh": refresh}),
             html.Main(
                 className="bs-main",
                 children=[
@@ -334,6 +338,55 @@ def feed_item(item: dict, fresh: bool) -> html.Li:
             html.Span(item["place"] or item["state"] or "", className="bs-item-place"),
         ],
     )
+
+
+# --- pinning a view from the one-map page -----------------------------------------------------
+
+PIN_SELECT, PIN_STATUS, ROTATE_VALUE = "bs-pin-select", "bs-pin-status", "rotate"
+
+
+def pin_control(settings: Settings, user: User) -> html.Div:
+    """The header control of the one-map page that pins a big-screen view (operators, admins;
+    hidden for the other roles, whose requests the service refuses anyway)."""
+    views = screen_views(settings)
+    current = None
+    if has_request_context() and user.role.name in bs.PIN_ROLES:
+        with runtime().engine.connect() as conn:
+            current = bs.pinned(conn, views)
+    options = [{"label": "大屏：轮播", "value": ROTATE_VALUE}] + [
+        {"label": f"大屏固定：{v.title}", "value": v.id} for v in views
+    ]
+    return html.Div(
+        className="bs-pin",
+        style={} if user.role.name in bs.PIN_ROLES else {"display": "none"},
+        children=[
+            dcc.Dropdown(
+                id=PIN_SELECT,
+                options=options,
+                clearable=False,
+                searchable=False,
+                value=current["view"] if current else ROTATE_VALUE,
+                style={"minWidth": "11rem"},
+            ),
+            html.Span(id=PIN_STATUS, className="bs-pin-status"),
+        ],
+    )
+
+
+def register_pin(app, settings: Settings) -> None:
+    """The pin control's callback: the same service as POST /api/bigscreen/pin."""
+
+    @app.callback(Output(PIN_STATUS, "children"), Input(PIN_SELECT, "value"),
+                  prevent_initial_call=True)  # fmt: skip
+    def _pin(value):
+        view = None if value in (None, ROTATE_VALUE) else value
+        try:
+            with runtime().engine.begin() as conn:
+                done = bs.pin_view(conn, current_user(), view, screen_views(settings),
+                                   ip=client_ip())  # fmt: skip
+        except OneMapError as exc:
+            return str(exc)
+        return "大屏已恢复轮播" if done["pinned"] is None else "大屏已固定"
 
 
 # --- refresh ----------------------------------------------------------------------------------

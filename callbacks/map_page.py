@@ -14,6 +14,7 @@ from callbacks import (
     alarm_panel,
     analysis_panel,
     area_focus,
+    bigscreen,
     case_panel,
     drainage_panel,
     ids,
@@ -82,6 +83,7 @@ def header(settings: Settings, user, area: str | None) -> html.Header:
             html.H1(settings.title),
             side_panel.search_box(),
             area_focus.selector(area),
+            bigscreen.pin_control(settings, user),
             html.Div(
                 className="user-box",
                 children=[
@@ -180,6 +182,7 @@ def register(app, settings: Settings) -> None:
     parking_panel.register(app, settings)
     drainage_panel.register(app, settings)
     alarm_panel.register(app, settings)
+    bigscreen.register_pin(app, settings)
 
 
 PAGE = Page(path="/", title="一张图", layout=layout, register=register)
