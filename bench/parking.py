@@ -1,8 +1,9 @@
 """Parking benchmark: 2,000 lots × 14 days of 15-minute readings (2.69 million rows) in a scratch
 database (dropped afterwards). Times the ingest (one INSERT per day, the rollup triggers included),
 the pressure heat at several moments, a week's per-lot utilisation for the whole city, a week's
-shortage per 500 m hexagon and the nearest lots. Targets (issue #13): heat for any moment under
-200 ms, a week's utilisation under 1 s.
+shortage per 500 m hexagon, the nearest lots and the ingest of 10,000 readings through the ingest
+service. Targets (issue #13): heat for any moment under 200 ms, a week's utilisation under 1 s,
+the ingest under 2 s.
 
     .venv/bin/python -m bench.parking
 
@@ -13,10 +14,11 @@ writes it into docs/PERFORMANCE.md between the parking markers.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import shapely
 from sqlalchemy import create_engine, text
@@ -34,7 +36,7 @@ from settings import Settings
 
 OPERATOR = User(0, "bench", ROLES["operator"], ())
 LOTS, DAYS, PER_DAY = 2000, 14, 96
-TARGETS_S = {"heat": 0.2, "week": 1.0}
+TARGETS_S = {"heat": 0.2, "week": 1.0, "ingest": 2.0}
 LOT_SQL = """
     INSERT INTO parking_lot (code, name, capacity, lot_type, fee_per_hour, geom)
     SELECT 'B' || i, '基准停车场' || i, 20 + (i * 37) % 480, '路外', 2,
@@ -73,6 +75,9 @@ def build(engine) -> list[float]:
         with engine.begin() as conn:
             day = conn.execute(text("SELECT CAST(:s AS timestamptz) + make_interval(days => :d)"),
                                {"s": START, "d": d}).scalar()  # fmt: skip
+            # A day is 192,000 readings in one statement: with the cores shared it can pass the
+            # sessions' 30 s statement timeout (make_engine), which is for requests, not this.
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
             began = time.perf_counter()
             conn.execute(text(DAY_SQL), {"day": day})
             seconds.append(time.perf_counter() - began)
@@ -85,16 +90,23 @@ def build(engine) -> list[float]:
 INGEST_BATCH = 10_000
 
 
-def ingest_batch(engine) -> dict:
-    """One batch of INGEST_BATCH new readings (five 15-minute steps after the data for 2,000
-    lots) through the ingest service, in a transaction that is rolled back."""
-    with engine.connect() as conn, conn.begin() as tx:
+def ingest_rows(engine) -> tuple[list[dict], datetime]:
+    """The batch of INGEST_BATCH new readings (five 15-minute steps after the data for 2,000 lots)
+    and the `now` to validate it at; made once, outside the timing (its max(observed_at) is a
+    scan of the whole table, no part of an ingest)."""
+    with engine.connect() as conn:
         last = conn.execute(text("SELECT max(observed_at) FROM parking_occupancy")).scalar()
         codes = list(conn.execute(text("SELECT code FROM parking_lot ORDER BY id")).scalars())
-        steps = -(-INGEST_BATCH // len(codes))
-        rows = [{"lot_code": c, "at": (last + timedelta(minutes=15 * (k + 1))).isoformat(),
-                 "occupied": (i + k) % 7} for k in range(steps) for i, c in enumerate(codes)]  # fmt: skip
-        report = ingest_readings(conn, rows[:INGEST_BATCH], now=last + timedelta(days=1))
+    steps = -(-INGEST_BATCH // len(codes))
+    rows = [{"lot_code": c, "at": (last + timedelta(minutes=15 * (k + 1))).isoformat(),
+             "occupied": (i + k) % 7} for k in range(steps) for i, c in enumerate(codes)]  # fmt: skip
+    return rows[:INGEST_BATCH], last + timedelta(days=1)
+
+
+def ingest_batch(engine, rows: list[dict], now: datetime) -> dict:
+    """The batch through the ingest service, in a transaction that is rolled back."""
+    with engine.connect() as conn, conn.begin() as tx:
+        report = ingest_readings(conn, rows, now=now)
         tx.rollback()
     return report
 
@@ -129,17 +141,24 @@ def measure(engine, repeat: int) -> list[tuple[str, float, str]]:
         s, body = timed(lambda: nearest(conn, OPERATOR, {"lon": "117.0", "lat": "36.64", "n": "5"}),
                         repeat)  # fmt: skip
         out.append(("nearest 5 lots (no roads: straight line)", s, body["method"]))
-    s, report = timed(lambda: ingest_batch(engine), repeat)
+    batch, now = ingest_rows(engine)
+    load = os.getloadavg()[0]
+    s, report = timed(lambda: ingest_batch(engine, batch, now), repeat)
+    load = max(load, os.getloadavg()[0])
+    met = "met" if s < TARGETS_S["ingest"] else "**not met**"
     out.append((f"ingest of {INGEST_BATCH:,} new readings (validated, written, rollups kept; "
-                "rolled back after each run)", s, f"{report['inserted']:,} inserted"))  # fmt: skip
+                "rolled back after each run)", s,
+                f"{report['inserted']:,} inserted; target < {TARGETS_S['ingest']:.0f} s {met}; "
+                f"1-minute load average up to {load:.1f} while it ran"))  # fmt: skip
     out.insert(0, ("rows", float(rows), f"{hourly:,} hourly and {daily:,} daily rollup rows"))
     return out
 
 
 def table(results: list, ingest: list[float]) -> str:
     """The markdown table."""
-    lines = [f"Machine: {machine()}. {LOTS:,} lots × {DAYS} days × {PER_DAY} readings; "
-             f"median of the runs, no result cache.", "",
+    lines = [f"Measured {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {machine()} (the cores "
+             f"shared with other work: see the load average of the ingest row). {LOTS:,} lots × "
+             f"{DAYS} days × {PER_DAY} readings; median of the runs, no result cache.", "",
              "| what | time | note |", "|---|---:|---|"]  # fmt: skip
     first, *timings = results
     lines.append(f"| readings | {int(first[1]):,} | {first[2]} |")
@@ -150,7 +169,7 @@ def table(results: list, ingest: list[float]) -> str:
     lines.append("")
     lines.append(f"Targets: heat < {TARGETS_S['heat'] * 1000:.0f} ms, "
                  f"a week's utilisation < {TARGETS_S['week']:.0f} s, "
-                 f"ingest of {INGEST_BATCH:,} readings < 2 s.")  # fmt: skip
+                 f"ingest of {INGEST_BATCH:,} readings < {TARGETS_S['ingest']:.0f} s.")  # fmt: skip
     return "\n".join(lines)
 
 

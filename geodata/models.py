@@ -754,3 +754,28 @@ class KpiDaily(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class CaseHeatCell(Base):
+    """案件热力金字塔: cases of one web-mercator tile, period and (class, source, status).
+
+    Monthly rows at zooms 11–17, daily rows at zoom 17; positions summed in nano-degrees. Kept by
+    statement triggers on case_record, rebuilt by case_heat_rebuild() (migration 0010).
+    """
+
+    __tablename__ = "case_heat_cell"
+    __table_args__ = (
+        CheckConstraint("grain IN ('day', 'month')", name="grain"),
+        Index("ix_case_heat_cell_empty", "n", postgresql_where="n = 0"),
+    )
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    grain: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(4, collation="C"), primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    x: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_code: Mapped[str] = mapped_column(String(5, collation="C"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(10, collation="C"), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    sum_lon: Mapped[int] = mapped_column(BigInteger)
+    sum_lat: Mapped[int] = mapped_column(BigInteger)

@@ -17,7 +17,8 @@ and `python -m loaders parking-readings`. The rules (docs/PARKING.md, "Ingest"):
 
 The write is one INSERT … SELECT FROM unnest(…) ON CONFLICT statement. Its statement triggers do
 the rest: migration 0002's bumps the data version of parking_occupancy (cached figures refresh),
-migration 0008's recompute the touched hours of the parking_hourly rollup.
+the rollup triggers (0008, incremental since 0011) recompute the touched hours of parking_hourly
+and patch the touched hour slots of parking_daily (docs/PARKING.md, "Storage").
 """
 
 from __future__ import annotations

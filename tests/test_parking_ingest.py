@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -362,6 +363,146 @@ def test_cli_refuses_a_file_without_the_columns(city, tmp_path, monkeypatch, cap
     path.write_bytes("lot_code,at,occupied\n停车,2026-01-01T00:00,1\n".encode("gbk"))
     status, out = cli(city, monkeypatch, capsys, "parking-readings", str(path))
     assert status == 2 and "无法读取" in out
+
+
+# --- the rollups kept by the triggers equal a recomputation from scratch --------------------
+
+HOLD = timedelta(hours=1)
+HOURLY_COLUMNS = ("observed_s", "occupied_s", "full_s", "max_occupied", "arrivals", "readings",
+                  "counted")  # fmt: skip
+CITY = ZoneInfo("Asia/Shanghai")
+
+
+def expected_rollups(city, lot_ids: list[int]) -> tuple[dict, dict]:
+    """The hourly and daily rows of docs/PARKING.md, recomputed in Python from the stored
+    readings: a reading holds until the next one, at most an hour; arrivals are entries, else the
+    rise since a reading at most an hour older; full = occupied ≥ 90 % of a known capacity."""
+    hourly: dict = {}
+
+    def row(lot_id, hour):
+        return hourly.setdefault((lot_id, hour), {"observed_s": 0, "occupied_s": 0, "full_s": 0,
+                                                  "max_occupied": None, "arrivals": 0,
+                                                  "readings": 0, "counted": 0})  # fmt: skip
+
+    with city["engine"].connect() as conn:
+        capacity = dict(conn.execute(text("SELECT id, capacity FROM parking_lot "
+                                          "WHERE id = ANY(:ids)"), {"ids": lot_ids}).all())  # fmt: skip
+    for lot_id in lot_ids:
+        readings = readings_of(city, lot_id)
+        for i, (t, occupied, entries) in enumerate(readings):
+            end = min([t + HOLD] + [n for n, _, _ in readings[i + 1 : i + 2]])
+            start = t
+            while start < end:
+                hour = start.replace(minute=0, second=0, microsecond=0)
+                stop = min(end, hour + timedelta(hours=1))
+                seconds, r = (stop - start).total_seconds(), row(lot_id, hour)
+                r["observed_s"] += seconds
+                r["occupied_s"] += occupied * seconds
+                if capacity[lot_id] is not None and occupied * 10 >= capacity[lot_id] * 9:
+                    r["full_s"] += seconds
+                r["max_occupied"] = max(occupied, r["max_occupied"] or 0)
+                start = stop
+            r = row(lot_id, t.replace(minute=0, second=0, microsecond=0))
+            r["readings"] += 1
+            if entries is not None:
+                r["counted"] += 1
+                r["arrivals"] += entries
+            elif i > 0 and t - readings[i - 1][0] <= HOLD:
+                r["arrivals"] += max(occupied - readings[i - 1][1], 0)
+    daily: dict = {}
+    for (lot_id, hour), r in sorted(hourly.items()):
+        local = hour.astimezone(CITY)
+        d = daily.setdefault((lot_id, local.date()), {
+            **{c: 0 for c in HOURLY_COLUMNS}, "max_occupied": None,
+            "occupied_by_hour": [0.0] * 24, "observed_by_hour": [0.0] * 24})  # fmt: skip
+        for c in HOURLY_COLUMNS:
+            if c != "max_occupied":
+                d[c] += r[c]
+        if r["max_occupied"] is not None:
+            d["max_occupied"] = max(r["max_occupied"], d["max_occupied"] or 0)
+        d["occupied_by_hour"][local.hour] = r["occupied_s"]
+        d["observed_by_hour"][local.hour] = r["observed_s"]
+    return hourly, daily
+
+
+def stored_rollups(city, lot_ids: list[int]) -> tuple[dict, dict]:
+    """The hourly and daily rows the triggers keep, in the same shape."""
+    with city["engine"].connect() as conn:
+        hourly = {(r.lot_id, r.hour.astimezone(UTC)): {c: getattr(r, c) for c in HOURLY_COLUMNS}
+                  for r in conn.execute(text("SELECT * FROM parking_hourly WHERE lot_id = ANY(:ids)"),
+                                        {"ids": lot_ids})}  # fmt: skip
+        columns = (*HOURLY_COLUMNS, "occupied_by_hour", "observed_by_hour")
+        daily = {(r.lot_id, r.day): {c: getattr(r, c) for c in columns}
+                 for r in conn.execute(text("SELECT * FROM parking_daily WHERE lot_id = ANY(:ids)"),
+                                       {"ids": lot_ids})}  # fmt: skip
+    return hourly, daily
+
+
+def check_rollups(city, lot_ids: list[int]) -> dict:
+    """The stored rollups equal the recomputation (whole-second times: every sum is exact)."""
+    expected, stored = expected_rollups(city, lot_ids), stored_rollups(city, lot_ids)
+    assert stored[0] == expected[0]
+    assert stored[1] == expected[1]
+    return expected[1]
+
+
+def send(city, rows: list[dict], partial: bool = False) -> dict:
+    """A batch through the ingest service, committed."""
+    with city["engine"].begin() as conn:
+        return ingest_readings(conn, rows, partial=partial)
+
+
+def test_the_rollups_after_ingests_equal_a_recomputation_from_scratch(city):
+    (a, a_id), (b, b_id), (c, c_id) = new_lot(city, 10), new_lot(city, None), new_lot(city, 40)
+    lots = [a_id, b_id, c_id]
+    start = HOUR - timedelta(hours=30)  # 30 hours of history: it crosses a city-clock midnight
+    # Lot a: every 15 min, 0–9 of 10 spaces, entries counted at every fourth reading, and one
+    # reading of 10 (the peak of its day, 12 h 30 min in).
+    history = [(a_id, start + timedelta(minutes=15 * k), 10 if k == 50 else (3 * k) % 10,
+                2 if k % 4 == 0 else None) for k in range(120)]  # fmt: skip
+    history += [(b_id, start + timedelta(minutes=20 * k), k % 13, None)
+                for k in list(range(30)) + list(range(40, 70))]  # a gap of 3 h 20 min  # fmt: skip
+    history += [(c_id, start + timedelta(hours=k), (7 * k) % 41, None) for k in range(30)]
+    with city["engine"].begin() as conn:
+        conn.execute(text("INSERT INTO parking_occupancy (lot_id, observed_at, occupied, entries) "
+                          "VALUES (:l, :t, :o, :e)"),
+                     [{"l": lot, "t": t, "o": o, "e": e} for lot, t, o, e in history])  # fmt: skip
+    check_rollups(city, lots)
+
+    def iso(hours: float, minutes: int = 0) -> str:
+        return (start + timedelta(hours=hours, minutes=minutes)).isoformat()
+
+    # New readings between stored ones, in a few hours of a stored day; lot b: inside its gap.
+    report = send(city, [{"lot_code": a, "at": iso(5, 5), "occupied": 9},
+                         {"lot_code": a, "at": iso(5, 20), "occupied": 1, "entries": 4},
+                         {"lot_code": a, "at": iso(6, 50), "occupied": 8},
+                         {"lot_code": b, "at": iso(11, 10), "occupied": 12},
+                         {"lot_code": b, "at": iso(12), "occupied": 3}])  # fmt: skip
+    assert report["inserted"] == 5
+    check_rollups(city, lots)
+    # The same lot and times again with other values (corrections), one unchanged; lot a's peak
+    # reading is lowered to 0, so its day's peak must fall to the day's next highest reading.
+    peak = start + timedelta(minutes=15 * 50)
+    assert check_rollups(city, lots)[(a_id, peak.astimezone(CITY).date())]["max_occupied"] == 10
+    report = send(city, [{"lot_code": a, "at": iso(5, 5), "occupied": 2},
+                         {"lot_code": a, "at": iso(10), "occupied": 9, "entries": 5},
+                         {"lot_code": a, "at": peak.isoformat(), "occupied": 0},
+                         {"lot_code": b, "at": iso(12), "occupied": 3}])  # fmt: skip
+    assert (report["updated"], report["unchanged"]) == (3, 1)
+    days = check_rollups(city, lots)
+    assert days[(a_id, peak.astimezone(CITY).date())]["max_occupied"] == 9
+    # A partial batch: one row refused, the good ones written at two distant times of lot c.
+    report = send(city, [{"lot_code": c, "at": iso(1, 30), "occupied": 40},
+                         {"lot_code": "NO-SUCH-LOT", "at": iso(2), "occupied": 1},
+                         {"lot_code": c, "at": iso(25, 45), "occupied": 39}], partial=True)  # fmt: skip
+    assert report["written"] and report["inserted"] == 2 and len(report["rejected"]) == 1
+    check_rollups(city, lots)
+    # Readings deleted: the emptied hours and a lot-day left without readings disappear.
+    with city["engine"].begin() as conn:
+        conn.execute(text("DELETE FROM parking_occupancy WHERE lot_id = :l AND observed_at < :t"),
+                     {"l": c_id, "t": start + timedelta(hours=26)})  # fmt: skip
+    after = check_rollups(city, lots)
+    assert len([k for k in after if k[0] == c_id]) < len([k for k in days if k[0] == c_id])
 
 
 # --- speed --------------------------------------------------------------------------------------
