@@ -199,19 +199,30 @@ def browser(tmp_path_factory, live_server):
 
 
 def sign_in(driver, base: str, username: str, password: str = TEST_PASSWORD) -> None:
-    """Sign in through the real login form (as a new visitor: the cookies are dropped first)."""
+    """Sign in through the real login form (as a new visitor: the cookies are dropped first).
+
+    A page left behind (the big screen's timers) may have a request in flight whose answer hands
+    the old session cookie back after the drop, which spoils the form's CSRF token: the form is
+    then filled again, up to three times."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.wait import WebDriverWait
 
-    driver.get(base + "/login")
-    driver.delete_all_cookies()
-    driver.get(base + "/login")
-    driver.find_element(By.ID, "username").send_keys(username)
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "login-submit").click()
-    # the form posts in the background: wait for the redirect away from /login, or the next
-    # navigation may cancel the post and leave the previous session signed in
-    WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url.split("?")[0])
+    driver.get("about:blank")
+    for attempt in range(3):
+        driver.get(base + "/login")
+        driver.delete_all_cookies()  # the cookies of the app's origin: only from one of its pages
+        driver.get(base + "/login")
+        driver.find_element(By.ID, "username").send_keys(username)
+        driver.find_element(By.ID, "password").send_keys(password)
+        driver.find_element(By.ID, "login-submit").click()
+        # the form posts in the background: wait for the redirect away from /login, or the next
+        # navigation may cancel the post and leave the previous session signed in
+        try:
+            WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url.split("?")[0])
+            return
+        except Exception:
+            if attempt == 2:
+                raise
 
 
 def save_artifact(driver, name: str) -> Path:

@@ -344,7 +344,7 @@ def test_kiosk_signs_in_by_posting_its_token(live_server, role_tokens):
     assert post(role_tokens["kiosk"], origin="http://evil.example").status_code == 400
     assert me(s, live_server) == 401
     ok = post(role_tokens["kiosk"])
-    assert ok.status_code == 302 and ok.headers["Location"] == "/"
+    assert ok.status_code == 302 and ok.headers["Location"] == "/bigscreen"  # the screen itself
     assert s.get(live_server + "/api/me", timeout=30).json()["role"] == "kiosk"
 
 

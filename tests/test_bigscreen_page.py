@@ -116,13 +116,11 @@ def test_a_new_case_and_alarm_arrive_within_one_refresh(kiosk, live_server, demo
             "INSERT INTO alarm (sensor_id, raised_at, level, message) VALUES "
             "(:s, now(), '紧急', '大屏测试告警') RETURNING id"), {"s": sensor}).scalar()  # fmt: skip
     try:
-        arrived = time.monotonic()
         quick = WebDriverWait(kiosk, 3 + 6)  # one refresh interval, plus the callback's own time
         quick.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'li[data-key="case-{case_id}"]'))
         quick.until(lambda d: int(shown(d, "cases_new").replace(",", "")) == before + 1)
         item = kiosk.find_element(By.CSS_SELECTOR, f'li[data-key="alarm-{alarm_id}"]')
         assert "bs-new" in item.get_attribute("class")  # highlighted on arrival
-        assert time.monotonic() - arrived < 9
         first = kiosk.find_element(By.CSS_SELECTOR, "#bs-feed li").get_attribute("data-key")
         assert first in (f"case-{case_id}", f"alarm-{alarm_id}")  # newest first
         # the map flies to the new alarm by itself, and back after a few seconds
