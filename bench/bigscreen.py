@@ -54,7 +54,8 @@ def chromium() -> webdriver.Chrome:
     return driver
 
 
-def soak(base: str, name: str, password: str, minutes: float, refresh: int, rotate: int) -> dict:
+def soak(base: str, name: str, password: str, minutes: float, refresh: int, rotate: int,
+         every: float = SAMPLE_EVERY_S) -> dict:  # fmt: skip
     """Run the screen for `minutes`; samples of heap and nodes, refreshes and rotations seen."""
     driver = chromium()
     try:
@@ -73,7 +74,7 @@ def soak(base: str, name: str, password: str, minutes: float, refresh: int, rota
             probe = driver.execute_script(PROBE)
             updates.add(probe["updated"])
             views.add(probe["view"])
-            if not samples or elapsed - last >= SAMPLE_EVERY_S or elapsed >= minutes * 60:
+            if not samples or elapsed - last >= every or elapsed >= minutes * 60:
                 samples.append({"minute": round(elapsed / 60, 1), "heap": probe["heap"],
                                 "nodes": probe["nodes"]})  # fmt: skip
                 last = elapsed
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--refresh", type=int, default=2)
     parser.add_argument("--rotate", type=int, default=10)
+    parser.add_argument("--every", type=float, default=SAMPLE_EVERY_S, help="seconds per sample")
+    parser.add_argument("--no-write", action="store_true", help="print only (diagnostics)")
     args = parser.parse_args()
     url = Settings().sqlalchemy_url()
     engine = make_engine(url)
@@ -120,12 +123,14 @@ def main() -> None:
         accounts.add_user(conn, name, "kiosk", password, display_name="大屏浸泡测试（临时）")
     try:
         with Server(url, ONEMAP_BIGSCREEN_DAY="latest") as server:
-            result = soak(server.base, name, password, args.minutes, args.refresh, args.rotate)
+            result = soak(server.base, name, password, args.minutes, args.refresh, args.rotate,
+                          args.every)  # fmt: skip
     finally:
         drop_user(engine, name)
     markdown = report(result, args.minutes, args.refresh, args.rotate)
     print(markdown)
-    write_section("bigscreen", "Big screen soak (`python -m bench.bigscreen`)", markdown)
+    if not args.no_write:
+        write_section("bigscreen", "Big screen soak (`python -m bench.bigscreen`)", markdown)
 
 
 if __name__ == "__main__":

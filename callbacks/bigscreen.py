@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash_extensions.javascript import Namespace
 from flask import has_request_context
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from analytics import bigscreen as bs
 from auth.access import visible_layers
@@ -126,7 +126,11 @@ def layout(settings: Settings, user: User, query: str) -> html.Div:
                     html.Section(
                         className="bs-left",
                         children=[
-                            html.Div(id=ids.BS_KPIS, className="bs-kpis"),
+                            html.Div(
+                                [kpi_card(k, None) for k in first.kpis],
+                                id=ids.BS_KPIS,
+                                className="bs-kpis",
+                            ),
                             html.Div(
                                 className="bs-feed-box",
                                 children=[html.H2("实时动态"), html.Ul(id=ids.BS_FEED)],
@@ -216,11 +220,7 @@ def chart_slot(i: int) -> html.Div:
         className="bs-chart",
         children=[
             html.H2(id=f"bs-chart-title-{i}"),
-            dcc.Graph(
-                id=f"bs-chart-{i}",
-                config={"displayModeBar": False, "staticPlot": True, "responsive": True},
-                style={"height": "100%"},
-            ),
+            html.Div(id=f"bs-chart-{i}", className="bs-chart-body"),
         ],
     )
 
@@ -322,6 +322,13 @@ def chart_figure(chart_id: str, rows, scale: float) -> go.Figure:
                             mode="lines", line={"color": colour, "width": 2 * scale})  # fmt: skip
         fig.update_xaxes(range=[0, 23], dtick=3)
     return dark_layout(fig, scale)
+
+
+def graph(figure: go.Figure) -> dcc.Graph:
+    """A new chart component: a changed chart replaces the old one, which Plotly purges, rather
+    than morphing it (morphing one chart type into another kept memory growing on rotation)."""
+    return dcc.Graph(figure=figure, style={"height": "100%"},
+                     config={"displayModeBar": False, "staticPlot": True, "responsive": True})  # fmt: skip
 
 
 def feed_item(item: dict, fresh: bool) -> html.Li:
@@ -441,7 +448,7 @@ def updated_text(snap: dict) -> str:
 def register(app, settings: Settings) -> None:
     """The screen's timers: refresh (only changed parts), rotation, layer sync, clock and fly."""
     slots = [Output(f"bs-chart-title-{i}", "children") for i in range(CHART_SLOTS)]
-    figures = [Output(f"bs-chart-{i}", "figure") for i in range(CHART_SLOTS)]
+    figures = [Output(f"bs-chart-{i}", "children") for i in range(CHART_SLOTS)]
 
     @app.callback(
         Output(ids.BS_KPIS, "children"), *slots, *figures, Output(ids.BS_HOT, "data"),
@@ -460,7 +467,7 @@ def register(app, settings: Settings) -> None:
         scale = min(max(float(scale), 0.5), 4.0) if isinstance(scale, (int, float)) else 1.0
         try:
             snap, new_pin = take_snapshot(settings, current_user())
-        except DBAPIError:
+        except (OperationalError, InterfaceError):
             LOG.warning("big screen refresh: database unreachable", exc_info=True)
             return delayed(shown, "数据库暂时无法连接")
         except Exception:  # the screen must never blank: keep the figures, say it is late
@@ -470,7 +477,7 @@ def register(app, settings: Settings) -> None:
         state["last"] = updated_text(snap)
         titles = [out[f"chart{i}"][0] if f"chart{i}" in out else no_update
                   for i in range(CHART_SLOTS)]  # fmt: skip
-        figs = [out[f"chart{i}"][1] if f"chart{i}" in out else no_update
+        figs = [graph(out[f"chart{i}"][1]) if f"chart{i}" in out else no_update
                 for i in range(CHART_SLOTS)]  # fmt: skip
         return (out.get("kpis") or no_update, *titles, *figs,
                 out.get("hot", no_update), out.get("feed") or no_update,
