@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # Without DATABASE_URL a project-local PostGIS cluster under var/ is used.
 LOCALDB := $(if $(DATABASE_URL),,scripts/localdb.sh start onemap)
 
-.PHONY: run test setup setup-test db stop lint lint-code demo clean-db
+.PHONY: run test setup setup-test db stop lint lint-code demo clean-db bench
 
 run: setup db
 	$(PY) -m loaders bootstrap
@@ -34,3 +34,10 @@ lint-code:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
+
+# Benchmarks (never part of `make test`): builds or reuses the large demo (onemap_large), runs
+# every suite or one (`make bench SUITE=tiles`), writes bench/results.json and docs/PERFORMANCE.md.
+bench:
+	bash scripts/setup.sh --bench
+	$(LOCALDB)
+	$(PY) -m bench $(if $(SUITE),--suite $(SUITE))

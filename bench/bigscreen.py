@@ -65,8 +65,10 @@ def soak(base: str, name: str, password: str, minutes: float, refresh: int, rota
         driver.find_element(By.ID, "login-submit").click()
         WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
         driver.get(f"{base}/bigscreen?refresh={refresh}&rotate={rotate}")
-        WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".bs-kpi"))
-        time.sleep(30)  # first figures, tiles and charts in place
+        WebDriverWait(driver, 300).until(  # the first figures (cold caches: coverage, Gi*)
+            lambda d: "更新于" in d.find_element(By.ID, "bs-updated").text
+        )
+        time.sleep(30)  # tiles and charts in place
         start, samples = time.monotonic(), []
         updates, views, last = set(), set(), 0.0
         while True:
@@ -98,7 +100,8 @@ def report(result: dict, minutes: float, refresh: int, rotate: int) -> str:
     return (
         f"Measured {datetime.now():%Y-%m-%d} on {machine()}; `city` demo, kiosk account, "
         f"{WIDTH}×{HEIGHT}, refresh every {refresh} s, rotation every {rotate} s, "
-        f"{minutes:g} minutes after a 30 s warm-up; JS heap after a forced garbage collection.\n\n"
+        f"{minutes:g} minutes, from 30 s after the first figures; JS heap after a forced garbage "
+        f"collection.\n\n"
         f"| minute | JS heap (MB) | DOM nodes |\n| ---: | ---: | ---: |\n{rows}\n\n"
         f"Heap {first['heap'] / 1e6:.1f} → {last['heap'] / 1e6:.1f} MB ({growth:+.1f} %), "
         f"DOM nodes {first['nodes']} → {last['nodes']}; {result['updates']} distinct update "

@@ -36,9 +36,10 @@ from settings import Settings
 LOG = logging.getLogger(__name__)
 LAYER_JS = Namespace("onemap", "layers")
 BASE_LAYERS = ("district", "road")  # always drawn under a view's layers (the offline basemap)
+BASE_OPACITY = {"road": 0.3}  # the road net stays in the background on the dark screen
 CHART_SLOTS = 3
 LIMITS = {"refresh": (2, 3600), "rotate": (5, 86_400)}
-HOT_STYLE = {"color": "#ff5252", "weight": 1, "fillColor": "#ff1744", "fillOpacity": 0.45}
+HOT_STYLE = {"color": "#ff8a80", "weight": 2, "fillColor": "#ff1744", "fillOpacity": 0.75}
 # KPI cards: title, unit, and whether a rise is good (True), bad (False) or neither (None).
 KPI_META = {
     "cases_new": ("今日新增案件", "件", None),
@@ -81,7 +82,8 @@ def wanted_layers(view: bs.View, user: User) -> dict:
     """The map state of a view for the layer manager: base layers plus the view's, as allowed."""
     allowed = {x.id for x in visible_layers(user)}
     chosen = [lid for lid in (*BASE_LAYERS, *view.layers) if lid in allowed]
-    return {"layers": {lid: {"opacity": 1, "filters": {}} for lid in chosen}, "area": None}
+    return {"layers": {lid: {"opacity": BASE_OPACITY.get(lid, 1), "filters": {}} for lid in chosen},
+            "area": None}  # fmt: skip
 
 
 def screen_registry(user: User) -> list[dict]:

@@ -3,6 +3,7 @@
 # PostGIS 3 + contrib, optionally Chromium for browser tests, and the .venv.
 #   scripts/setup.sh            -> system packages + venv
 #   scripts/setup.sh --browser  -> also chromium + chromium-driver
+#   scripts/setup.sh --bench    -> chromium as --browser, and gdal-bin (ogr2ogr) for make bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 want=(postgresql-15 postgresql-15-postgis-3 postgresql-contrib python3-venv)
 if [ "${1:-}" = "--browser" ]; then want+=(chromium chromium-driver fonts-wqy-microhei); fi
+# make bench: Chromium (the page benchmark) and GDAL's ogr2ogr (the loading benchmark's reference)
+if [ "${1:-}" = "--bench" ]; then want+=(chromium chromium-driver fonts-wqy-microhei gdal-bin); fi
 
 missing=()
 for pkg in "${want[@]}"; do
