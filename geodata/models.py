@@ -779,3 +779,15 @@ class CaseHeatCell(Base):
     n: Mapped[int] = mapped_column(Integer)
     sum_lon: Mapped[int] = mapped_column(BigInteger)
     sum_lat: Mapped[int] = mapped_column(BigInteger)
+
+
+class UnitGridNeighbour(Base):
+    """单元网格邻接: two unit grids sharing a boundary vertex (queen contiguity), both ways.
+
+    Kept by statement triggers on unit_grid, rebuilt by unit_grid_neighbour_rebuild() (migration
+    0012); the Gi* and emerging hotspots read their weights from it.
+    """
+
+    __tablename__ = "unit_grid_neighbour"
+    grid_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    neighbour_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
