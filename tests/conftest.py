@@ -37,7 +37,10 @@ class ScratchDatabases:
 
     def __init__(self, base_url: str):
         self.base = make_url(base_url)
-        self.admin = create_engine(self.base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        # pre-ping: a test may stop and restart the server (the big screen's outage test)
+        self.admin = create_engine(
+            self.base.set(database="postgres"), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+        )
         self.created: list[str] = []
 
     def create(self, prefix: str = "onemap_test") -> str:
