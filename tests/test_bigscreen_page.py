@@ -69,6 +69,7 @@ def kiosk(browser, live_server):
     yield browser
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     sign_in(browser, live_server, "t_admin")
+    browser.get_log("browser")  # the next test reads only its own console (an outage logs 503s)
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (3840, 2160)])
@@ -180,6 +181,7 @@ def test_rotation_advances_and_a_pin_holds_it(browser, live_server):
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         sign_in(browser, live_server, "t_admin")
+        browser.get_log("browser")
 
 
 def banner_text(browser) -> str:
