@@ -27,6 +27,11 @@ from settings import PROJECT_ROOT, Settings
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `disruptive` (they stop the database server) run after all the others."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
 def server_url() -> str:
     """The configured database server (DATABASE_URL or the project-local cluster)."""
     return os.environ.get("ONEMAP_TEST_DATABASE_URL") or Settings().sqlalchemy_url()

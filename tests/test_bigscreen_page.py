@@ -152,8 +152,14 @@ def choose(browser, label: str) -> None:
         ".find(e => e.textContent.trim() === arguments[0]); if (o) { o.click(); } return !!o;", label))  # fmt: skip
 
 
-def test_rotation_advances_and_a_pin_holds_it(browser, live_server):
-    sign_in(browser, live_server, "t_operator")
+def test_rotation_advances_and_a_pin_holds_it(browser, live_server, demo_engine):
+    from auth import accounts
+    from tests.conftest import TEST_PASSWORD
+
+    with demo_engine.begin() as conn:  # t_operator's sign-in is throttled by tests/test_access.py
+        if not conn.execute(text("SELECT 1 FROM app_user WHERE username = 'bs_operator'")).first():
+            accounts.add_user(conn, "bs_operator", "operator", TEST_PASSWORD)
+    sign_in(browser, live_server, "bs_operator")
     try:
         browser.get(live_server + "/")
         WebDriverWait(browser, 40).until(lambda d: d.find_elements(By.ID, "bs-pin-select"))
@@ -196,6 +202,7 @@ def local_cluster() -> bool:
     return not (os.environ.get("DATABASE_URL") or os.environ.get("ONEMAP_TEST_DATABASE_URL"))
 
 
+@pytest.mark.disruptive  # run last (tests/conftest.py): it stops the database everyone uses
 @pytest.mark.skipif(not local_cluster(), reason="stops the database: only on the local cluster")
 def test_database_outage_shows_the_delay_banner_and_recovers(kiosk, live_server):
     viewport(kiosk, 1920, 1080)
