@@ -12,10 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pytest
 import shapely
-from pyproj import Transformer
 from shapely.geometry import Point, box
 from sqlalchemy import text
 
@@ -26,11 +24,10 @@ from auth.roles import ROLES
 from errors import BadRequest, Forbidden
 from geodata.db import make_engine
 from layers.registry import LAYERS
+from tests.test_case_kpis import geo, moment  # the same town metres and city-clock times
 
 CITY = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=CITY)
-TO_GEO = Transformer.from_crs(4548, 4490, always_xy=True)
-OX, OY = 501168.0, 4056492.0  # inside 历下区 (370102)
 STREETS = {"370102901": box(0, 0, 2000, 2000), "370102902": box(2000, 0, 4000, 2000)}
 AT = {"901": (500, 500), "902": (2500, 500)}
 # code, street, status, reported, closed, deadline, flags by hand at NOW (N new today before
@@ -63,17 +60,6 @@ ALARMS = [
     ("W4", "902", "03-10 16:00", "未处理", None, ""),  # raised after now
 ]
 CAMERAS = {"C1": True, "C2": True, "C3": True, "C4": False}  # 3 of 4 online: 75.0 %
-
-
-def geo(geom):
-    """Town metres (EPSG:4548 around OX, OY) to stored EPSG:4490 lon/lat."""
-    return shapely.transform(geom, lambda xy: np.column_stack(
-        TO_GEO.transform(xy[:, 0] + OX, xy[:, 1] + OY)))  # fmt: skip
-
-
-def moment(day_time: str | None) -> str | None:
-    """'MM-DD HH:MM' in 2026 on the city clock."""
-    return None if day_time is None else f"2026-{day_time}:00+08"
 
 
 def point(street: str) -> str:
