@@ -53,11 +53,17 @@ def test_boston_311_import(import_url, db, tmp_path):
 
 
 def start_import(url: str, path, *args: str) -> subprocess.Popen:
-    """Start `python -m loaders import camera <path> …` with its output piped."""
+    """Start `python -m loaders import camera <path> …` with its output piped.
+
+    The child gets SIGINT back at its default, as a command typed in a terminal has: a test run
+    started in the background of a non-interactive shell ignores SIGINT, and a Python started
+    with it ignored keeps ignoring it (the Ctrl-C case would then wait forever on the gate).
+    """
     env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "loaders", "import", "camera", str(path), *args],
                             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
 def writer_waiting_on_gate(engine, table: str) -> int | None:
