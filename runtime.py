@@ -1,4 +1,4 @@
-"""What one running app holds: its settings, its database engine and its per-worker caches.
+"""What one running app holds: its settings, its database engines and its per-worker caches.
 
 Created by the composition root (app.py) and kept on the Flask app (`app.extensions["onemap"]`),
 so handlers and callbacks reach them through the app they run in, never through a global. The
@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from geodata.db import make_engine
+from geodata.replicas import ReadRouter
 from settings import Settings
 
 KEY = "onemap"
@@ -27,6 +28,7 @@ class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._engine: Engine | None = None
+        self._reads: ReadRouter | None = None
         self._caches: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -41,6 +43,20 @@ class Runtime:
                         statement_timeout_ms=self.settings.statement_timeout_ms,
                     )
         return self._engine
+
+    @property
+    def reads(self) -> ReadRouter:
+        """Where reads go: the replicas of ONEMAP_READ_DATABASE_URL when fresh, else the primary."""
+        if self._reads is None:
+            primary = self.engine
+            with self._lock:
+                if self._reads is None:
+                    timeout = self.settings.statement_timeout_ms
+                    replicas = [make_engine(url, statement_timeout_ms=timeout)
+                                for url in self.settings.read_sqlalchemy_urls()]  # fmt: skip
+                    self._reads = ReadRouter(primary, replicas, fence_s=self.settings.read_fence_s,
+                                             retry_s=self.settings.replica_retry_s)  # fmt: skip
+        return self._reads
 
     def cache(self, name: str, factory: Callable[[], Any]) -> Any:
         """The named cache, made by `factory` the first time it is asked for."""

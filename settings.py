@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "ONEMAP_DATABASE_URL")
     )
+    # Streaming replicas for reads (tiles, features, statistics, analyses), comma-separated; writes
+    # always go to DATABASE_URL. A replica is used only while it has replayed every write this
+    # worker saw on the primary within the last read_fence_s seconds (see docs/SCALING.md).
+    read_database_url: str = ""
+    read_fence_s: float = Field(default=1.0, ge=0, le=3600)
+    replica_retry_s: float = Field(default=10.0, ge=0, le=3600)
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=1, le=65535)
     debug: bool = False
@@ -99,6 +105,11 @@ class Settings(BaseSettings):
     def bigscreen_config_path(self) -> Path:
         """Where the big screen's views are configured."""
         return Path(self.bigscreen_config) if self.bigscreen_config else BIGSCREEN_CONFIG
+
+    def read_sqlalchemy_urls(self) -> list[str]:
+        """The replica URLs for SQLAlchemy (empty: every read goes to the primary)."""
+        return [to_sqlalchemy_url(u.strip()) for u in self.read_database_url.split(",")
+                if u.strip()]  # fmt: skip
 
     def sqlalchemy_url(self) -> str:
         """The database URL for SQLAlchemy, falling back to the project-local cluster."""

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, request
 
 from analytics.contract import ANALYSES, result_cache, run_analysis
 from analytics.export import main_table, to_csv, to_xlsx
-from api.http import engine, private_json
+from api.http import private_json, reading
 from auth.access import check_analytics
 from auth.web import current_user
 from errors import BadRequest
@@ -26,7 +26,7 @@ def analyses():
 @bp.get("/api/analytics/parking/heat")
 def parking_heat():
     """Parking pressure at a moment (`at`): the analysis parking-heat under its issue's path."""
-    with engine().connect() as conn:
+    with reading() as conn:
         body = run_analysis(conn, current_user(), "parking-heat", request.args.to_dict(),
                             result_cache(runtime()))  # fmt: skip
     return private_json(body)
@@ -35,7 +35,7 @@ def parking_heat():
 @bp.get("/api/analytics/<analysis_id>")
 def run(analysis_id: str):
     """Run an analysis with the query's parameters (format=geojson: the features themselves)."""
-    with engine().connect() as conn:
+    with reading() as conn:
         body = run_analysis(conn, current_user(), analysis_id, request.args.to_dict(),
                             result_cache(runtime()))  # fmt: skip
     if body["result"].get("type") == "FeatureCollection":
@@ -48,7 +48,7 @@ def export(analysis_id: str, fmt: str):
     """An analysis result as CSV (its main table) or an XLSX workbook (every table)."""
     if fmt not in ("csv", "xlsx"):
         raise BadRequest("导出格式只能是 csv 或 xlsx（GeoJSON 用 format=geojson）")
-    with engine().connect() as conn:
+    with reading() as conn:
         body = run_analysis(conn, current_user(), analysis_id, request.args.to_dict(),
                             result_cache(runtime()))  # fmt: skip
     if body["result"].get("type") == "FeatureCollection":
@@ -69,6 +69,6 @@ def park_what_if():
     raw = request.get_json(silent=True)
     if not isinstance(raw, dict):
         raise BadRequest("请求体必须是 JSON 对象，含 geometry（GeoJSON 多边形）")
-    with engine().connect() as conn:
+    with reading() as conn:
         body = run_analysis(conn, current_user(), "park-coverage-what-if", raw)
     return private_json(body)

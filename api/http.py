@@ -8,8 +8,13 @@ from runtime import runtime
 
 
 def engine():
-    """The engine of the app serving this request."""
+    """The engine of the app serving this request (the primary: every write goes here)."""
     return runtime().engine
+
+
+def reading(tables=None):
+    """A connection for reads: a fresh-enough replica when configured, else the primary."""
+    return runtime().reads.connect(tables)
 
 
 def private_json(body, status: int = 200) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from api.http import engine, private_json
+from api.http import engine, private_json, reading
 from auth.access import visible_layers
 from auth.web import client_ip, current_user
 from layers.registry import layer_json
@@ -22,18 +22,18 @@ def layers():
 @bp.get("/api/features/<layer_id>")
 def features(layer_id: str):
     """A GeoJSON page of a layer's features (bulk reads need the export right)."""
-    with engine().begin() as conn:
+    with reading() as conn, engine().begin() as log:  # bulk reads are audited on the primary
         body = layer_data.features(conn, current_user(), layer_id, request.args.to_dict(),
-                                   ip=client_ip())  # fmt: skip
+                                   ip=client_ip(), log=log)  # fmt: skip
     return private_json(body)
 
 
 @bp.get("/api/export/<layer_id>")
 def export(layer_id: str):
     """A layer's matching features as a GeoJSON download (audited)."""
-    with engine().begin() as conn:
+    with reading() as conn, engine().begin() as log:  # exports are audited on the primary
         body = layer_data.export(conn, current_user(), layer_id, request.args.to_dict(),
-                                 ip=client_ip())  # fmt: skip
+                                 ip=client_ip(), log=log)  # fmt: skip
     resp = private_json(body)
     resp.headers["Content-Disposition"] = f'attachment; filename="{layer_id}.geojson"'
     return resp
@@ -42,6 +42,6 @@ def export(layer_id: str):
 @bp.get("/api/stats/<layer_id>")
 def stats(layer_id: str):
     """Counts by a field inside an area."""
-    with engine().connect() as conn:
+    with reading() as conn:
         body = layer_data.stats(conn, current_user(), layer_id, request.args.to_dict())
     return private_json(body)

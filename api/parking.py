@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from analytics import parking
-from api.http import engine, private_json
+from api.http import engine, private_json, reading
 from auth import accounts
 from auth.web import client_ip, current_user
 from services.batches import parse_partial
@@ -18,7 +18,7 @@ bp = Blueprint("parking", __name__)
 @bp.get("/api/parking/nearest")
 def nearest():
     """The `n` nearest lots with free spaces from `lon`, `lat`, ordered by distance_m."""
-    with engine().connect() as conn:
+    with reading() as conn:
         return private_json(parking.nearest(conn, current_user(), request.args))
 
 

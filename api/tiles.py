@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from api.http import engine
+from api.http import reading
 from auth.access import check_tile, find_layer, user_filters
 from auth.web import current_user
 from layers.tiles import Tile, TileCache, check_tile_address, get_tile
@@ -27,9 +27,9 @@ def tile(layer_id: str, z: int, x: int, y: int):
     layer = find_layer(layer_id, user)
     filters = user_filters(user, layer, request.args.to_dict(), ignore={"v"})
     check_tile_address(z, x, y)
-    with engine().connect() as conn:
+    with reading(layer.tables) as conn:
         check_tile(conn, user, z, x, y)
-    found = get_tile(engine(), tile_cache(), layer, z, x, y, filters)
+        found = get_tile(conn, tile_cache(), layer, z, x, y, filters)
     shared = not layer.restricted and not user.scope
     return tile_response(found, shared=shared)
 

@@ -117,7 +117,7 @@ def analysis_of(facility: str) -> tuple[str, dict]:
 
 def run(analysis_id: str, params: dict) -> dict:
     """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         return run_analysis(conn, current_user(), analysis_id, params,
                             result_cache(runtime()))  # fmt: skip
 

@@ -64,13 +64,13 @@ def register(app, settings) -> None:
 
     @app.callback(Output(ids.AREA_SELECT, "options"), Input(ids.URL, "pathname"))
     def _options(_path):
-        with runtime().engine.connect() as conn:
+        with runtime().reads.connect() as conn:
             return area_options(conn)
 
     @app.callback(Output(ids.AREA_VALUE, "data"), Output(ids.AREA_OUTLINE, "data"),
                   Output(ids.VIEW_REQUEST, "data", allow_duplicate=True),
                   Input(ids.AREA_SELECT, "value"), prevent_initial_call=True)  # fmt: skip
     def _focus(code):
-        with runtime().engine.connect() as conn:
+        with runtime().reads.connect() as conn:
             outline, view = focus(conn, code)
         return (code if view else None), outline, no_update if view is None else view

@@ -188,7 +188,7 @@ def home_view(user: User) -> dict | None:
     """The map's home: the extent of the unit grids the user may see (the managed area)."""
     if not has_request_context():
         return None
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         bounds = bs.managed_bounds(conn, user)
     return {"bounds": bounds} if bounds else None
 
@@ -360,7 +360,7 @@ def pin_control(settings: Settings, user: User) -> html.Div:
     views = screen_views(settings)
     current = None
     if has_request_context() and user.role.name in bs.PIN_ROLES:
-        with runtime().engine.connect() as conn:
+        with runtime().engine.connect() as conn:  # the pin is not versioned: read the primary
             current = bs.pinned(conn, views)
     options = [{"label": "大屏：轮播", "value": ROTATE_VALUE}] + [
         {"label": f"大屏固定：{v.title}", "value": v.id} for v in views

@@ -75,7 +75,7 @@ def class_options() -> list[dict]:
 
 def anchor_day(user: User) -> date:
     """Where the windows end: the latest case the user may see (today when there is none)."""
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         return latest_case_day(conn, user) or date.today()
 
 
@@ -185,7 +185,7 @@ def filters_of(value, end, cls, source, status) -> dict:
 
 def run(analysis_id: str, params: dict) -> dict:
     """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         return run_analysis(conn, current_user(), analysis_id, params, result_cache(runtime()))
 
 

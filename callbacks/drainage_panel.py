@@ -90,7 +90,7 @@ def overlays() -> list:
 
 def run(analysis_id: str, params: dict) -> dict:
     """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         return run_analysis(conn, current_user(), analysis_id, params, result_cache(runtime()))
 
 
@@ -241,7 +241,7 @@ def register(app, settings) -> None:
         if layer not in DRAIN_LAYERS:
             raise PreventUpdate
         try:
-            with runtime().engine.connect() as conn:
+            with runtime().reads.connect() as conn:
                 _, code = object_title(conn, current_user(), layer, clicked.get("id"))
         except OneMapError:
             raise PreventUpdate from None

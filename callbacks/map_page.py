@@ -71,7 +71,7 @@ def area_start(settings: Settings, code: str | None) -> tuple[dict | None, dict 
     """Outline and fitting view of the URL's focused area (nothing without one)."""
     if not code or not has_request_context():
         return None, None
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         return area_focus.focus(conn, code)
 
 

@@ -176,7 +176,7 @@ def overlays() -> list:
 
 def run(analysis_id: str, params: dict) -> dict:
     """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         return run_analysis(conn, current_user(), analysis_id, params, result_cache(runtime()))
 
 
@@ -262,7 +262,7 @@ def ranking_figure(rows: list) -> go.Figure:
 def day_frames(raw_day, step, area) -> dict:
     """The day's moments with the heat at each (parking-heat, cached) and the lots' states."""
     user = current_user()
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         check_analytics(user)
         day = day_of(raw_day, parking.latest_day(conn))
         moments = moments_of(day, step)
@@ -320,7 +320,7 @@ def origin_of(trigger, origin, address) -> tuple[float, float] | tuple[None, Non
         if not isinstance(origin, dict):
             raise BadRequest("请在地图上点击一个位置")
         return origin.get("lng"), origin.get("lat")
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         hits = search(conn, current_user(), address if address is not None else "", limit=1)
     if not hits:
         raise BadRequest("没有找到这个地址")
@@ -331,7 +331,7 @@ def find_nearest(lon, lat) -> dict:
     """The nearest lots with free spaces (analytics.parking.nearest, as /api/parking/nearest)."""
     user = current_user()
     check_analytics(user)
-    with runtime().engine.connect() as conn:
+    with runtime().reads.connect() as conn:
         return parking.nearest(conn, user, {"lon": lon, "lat": lat, "n": NEAREST_N})
 
 
@@ -340,7 +340,7 @@ def register(app, settings) -> None:
 
     @app.callback(Output(DAY, "date"), Input(RUN, "id"))
     def _latest(_id):
-        with runtime().engine.connect() as conn:
+        with runtime().reads.connect() as conn:
             return parking.latest_day(conn).isoformat()
 
     @app.callback(Output(SUMMARY, "children"), Output(PROFILE, "figure"),
@@ -349,7 +349,7 @@ def register(app, settings) -> None:
                   State(ids.AREA_VALUE, "data"), prevent_initial_call=True)  # fmt: skip
     def _measures(_n, raw_day, window, area):
         try:
-            with runtime().engine.connect() as conn:
+            with runtime().reads.connect() as conn:
                 day = day_of(raw_day, parking.latest_day(conn))
             start, stop = window_of(day, window)
             params = {"from": start, "to": stop, "area": area_of(area)}
@@ -383,7 +383,7 @@ def register(app, settings) -> None:
         if SHORTAGE_ID not in ANALYSES:
             raise PreventUpdate
         try:
-            with runtime().engine.connect() as conn:
+            with runtime().reads.connect() as conn:
                 day = day_of(raw_day, parking.latest_day(conn))
             start, stop = window_of(day, window)
             return shortage_view(run(SHORTAGE_ID, {"from": start, "to": stop,

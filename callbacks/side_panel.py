@@ -224,7 +224,7 @@ def register(app, settings) -> None:
     def _stats(state):
         if not state:
             raise PreventUpdate
-        with engine().connect() as conn:
+        with runtime().reads.connect() as conn:
             return stats_figures(conn, state, current_user())
 
     @app.callback(Output(ARCHIVE_ID, "children"), Output(ids.PANEL_TABS, "value"),
@@ -249,7 +249,7 @@ def register(app, settings) -> None:
                   State(SEARCH_INPUT, "value"), prevent_initial_call=True)  # fmt: skip
     def _search(_n1, _n2, text):
         try:
-            with engine().connect() as conn:
+            with runtime().reads.connect() as conn:
                 hits = search(conn, current_user(), text if text is not None else "")
         except OneMapError as exc:
             return error_note(exc), [], "search"
@@ -295,7 +295,7 @@ def register(app, settings) -> None:
             raise PreventUpdate
         user = current_user()
         try:
-            with engine().connect() as conn:
+            with runtime().reads.connect() as conn:
                 found = click(conn, user, latlng.get("lng"), latlng.get("lat"), zoom, state)
                 hit = found["hit"]
                 title = object_title(conn, user, hit["layer"], hit["id"]) if hit else None

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from errors import BadRequest
 from layers.aggregates import aggregate_zooms, is_current, render_aggregate_tile
@@ -75,18 +75,21 @@ def cache_key(layer: Layer, z: int, x: int, y: int, filters: list[Filter], versi
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
-def get_tile(engine: Engine, cache: TileCache, layer: Layer, z: int, x: int, y: int,
+def get_tile(conn: Connection, cache: TileCache, layer: Layer, z: int, x: int, y: int,
              filters: list[Filter]) -> Tile:  # fmt: skip
-    """The tile from the cache when the layer's data has not changed, else rendered by PostGIS."""
+    """The tile from the cache when the layer's data has not changed, else rendered by PostGIS.
+
+    The version is read on the connection that renders, so a tile rendered on a lagging replica
+    is keyed by the version that replica had (see geodata.replicas).
+    """
     check_tile_address(z, x, y)
-    with engine.connect() as conn:
-        version = data_version(conn, layer)
-        key = cache_key(layer, z, x, y, filters, version)
-        tile = cache.get(key)
-        if tile is None:
-            data = render(conn, layer, z, x, y, filters, version)
-            tile = Tile(data, gzip.compress(data, 5) if data else b"", f'"{key}"')
-            cache.put(key, tile)
+    version = data_version(conn, layer)
+    key = cache_key(layer, z, x, y, filters, version)
+    tile = cache.get(key)
+    if tile is None:
+        data = render(conn, layer, z, x, y, filters, version)
+        tile = Tile(data, gzip.compress(data, 5) if data else b"", f'"{key}"')
+        cache.put(key, tile)
     return tile
 
 

@@ -23,18 +23,23 @@ MAX_FEATURES = 10_000
 
 
 def read(conn: Connection, user: User, layer: Layer, args: Mapping, *, limit: int,
-         audit_as: str | None, ip: str, ignore: set[str]) -> dict:  # fmt: skip
-    """Matching features within the user's areas and the bbox; audited when `audit_as` is set."""
+         audit_as: str | None, ip: str, ignore: set[str], log: Connection | None) -> dict:  # fmt: skip
+    """Matching features within the user's areas and the bbox; audited when `audit_as` is set.
+
+    The features are read on `conn` (a replica may serve it), the audit entry is written on `log`
+    (the primary; `conn` when None).
+    """
     bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
     filters = user_filters(user, layer, dict(args), ignore={"bbox", *ignore})
     body = read_features(conn, layer, filters, bbox, limit)
     if audit_as:
-        accounts.audit(conn, user.username, audit_as, layer.id,
+        accounts.audit(log or conn, user.username, audit_as, layer.id,
                        {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
     return body
 
 
-def features(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str) -> dict:
+def features(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str,
+             log: Connection | None = None) -> dict:  # fmt: skip
     """A GeoJSON page of a layer's features within the user's areas."""
     layer = find_layer(layer_id, user)
     limit = parse_int(args.get("limit", "100"), "limit", 1, MAX_FEATURES)
@@ -42,15 +47,16 @@ def features(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str) 
     if bulk:
         check_export(user)
     return read(conn, user, layer, args, limit=limit, audit_as="bulk_read" if bulk else None,
-                ip=ip, ignore={"limit"})  # fmt: skip
+                ip=ip, ignore={"limit"}, log=log)  # fmt: skip
 
 
-def export(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str) -> dict:
+def export(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str,
+           log: Connection | None = None) -> dict:  # fmt: skip
     """All matching features (up to MAX_FEATURES) for download; audited."""
     check_export(user)
     layer = find_layer(layer_id, user)
     return read(conn, user, layer, args, limit=MAX_FEATURES, audit_as="export", ip=ip,
-                ignore=set())  # fmt: skip
+                ignore=set(), log=log)  # fmt: skip
 
 
 def stats(conn: Connection, user: User, layer_id, args: Mapping) -> dict:

@@ -7,76 +7,28 @@ log one line per outage instead of a traceback per request, and recover by itsel
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from auth import accounts
+from bench.pgcluster import PrivateCluster
 from geodata.db import make_engine, migrate
 from settings import PROJECT_ROOT
 from tests.conftest import ARTIFACTS, free_port, wait_for
-
-PGBIN = Path(os.environ.get("ONEMAP_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-class PrivateCluster:
-    """A throw-away PostgreSQL cluster on a free loopback port (trust auth, loopback only)."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="onemap-outage-", dir="/var/tmp"))
-        self.port = free_port()
-        self.url = f"postgresql://onemap@127.0.0.1:{self.port}/onemap_outage"
-
-    def pg(self, *args: str) -> None:
-        """Run a PostgreSQL program as the cluster's owner (never root)."""
-        cmd = [str(PGBIN / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-    def init(self) -> None:
-        """initdb and configure the cluster."""
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
-        self.dir.chmod(0o700)
-        self.pg("initdb", "-D", str(self.dir), "-U", "onemap", "--auth=trust", "--encoding=UTF8",
-                "--locale=C.UTF-8")  # fmt: skip
-        with open(self.dir / "postgresql.conf", "a") as conf:
-            conf.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
-                       "unix_socket_directories = ''\nfsync = off\n")  # fmt: skip
-
-    def start(self) -> None:
-        """Start and wait until it accepts connections."""
-        self.pg("pg_ctl", "-D", str(self.dir), "-l", str(self.dir / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        """Stop at once (open connections are cut)."""
-        self.pg("pg_ctl", "-D", str(self.dir), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        """Stop if running and delete the data directory."""
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D",
-                        str(self.dir), "-m", "immediate", "stop"] if os.geteuid() == 0 else
-                       [str(PGBIN / "pg_ctl"), "-D", str(self.dir), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)  # fmt: skip
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """A private cluster holding a migrated city database and one leader with a token."""
-    c = PrivateCluster()
+    c = PrivateCluster("onemap_outage", prefix="onemap-outage-")
     try:
         c.init()
         c.start()
-        subprocess.run([str(PGBIN / "createdb"), "-h", "127.0.0.1", "-p", str(c.port), "-U",
-                        "onemap", "onemap_outage"], check=True, timeout=60)  # fmt: skip
+        c.create_database()
         engine = make_engine(c.url.replace("postgresql://", "postgresql+psycopg://"))
         migrate(engine)
         with engine.begin() as conn:
