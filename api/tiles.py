@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request
 from api.http import reading
 from auth.access import check_tile, find_layer, user_filters
 from auth.web import current_user
-from layers.tiles import Tile, TileCache, check_tile_address, get_tile
+from layers.tiles import TileCache, check_tile_address, get_tile, tile_etag
 from runtime import runtime
 
 bp = Blueprint("tiles", __name__)
@@ -27,27 +27,28 @@ def tile(layer_id: str, z: int, x: int, y: int):
     layer = find_layer(layer_id, user)
     filters = user_filters(user, layer, request.args.to_dict(), ignore={"v"})
     check_tile_address(z, x, y)
+    shared = not layer.restricted and not user.scope
     with reading(layer.tables) as conn:
         check_tile(conn, user, z, x, y)
-        found = get_tile(conn, tile_cache(), layer, z, x, y, filters)
-    shared = not layer.restricted and not user.scope
-    return tile_response(found, shared=shared)
+        etag, version = tile_etag(conn, layer, z, x, y, filters)
+        headers = tile_headers(etag, shared=shared)
+        if request.if_none_match.contains(etag.strip('"')):  # unchanged data: nothing rendered
+            return Response(status=304, headers=headers)
+        found = get_tile(conn, tile_cache(), layer, z, x, y, filters, version)
+    if not found.data:
+        return Response(status=204, headers=headers)
+    body = found.data
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body, headers["Content-Encoding"] = found.gzipped, "gzip"
+    return Response(body, headers=headers, mimetype="application/vnd.mapbox-vector-tile")
 
 
-def tile_response(tile: Tile, *, shared: bool) -> Response:
-    """204 for an empty tile, 304 when the ETag matches, gzip when accepted.
+def tile_headers(etag: str, *, shared: bool) -> dict:
+    """The ETag and caching headers of a tile answer (200, 204 or 304).
 
     Only tiles that are the same for every signed-in user (unrestricted layer, unscoped user) may
     be kept by a shared cache; the others are `private`.
     """
     visibility = "public" if shared else "private"
-    headers = {"ETag": tile.etag, "Cache-Control": f"{visibility}, max-age={TILE_MAX_AGE}",
-               "Vary": "Accept-Encoding, Authorization, Cookie"}  # fmt: skip
-    if request.if_none_match.contains(tile.etag.strip('"')):
-        return Response(status=304, headers=headers)
-    if not tile.data:
-        return Response(status=204, headers=headers)
-    body = tile.data
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        body, headers["Content-Encoding"] = tile.gzipped, "gzip"
-    return Response(body, headers=headers, mimetype="application/vnd.mapbox-vector-tile")
+    return {"ETag": etag, "Cache-Control": f"{visibility}, max-age={TILE_MAX_AGE}",
+            "Vary": "Accept-Encoding, Authorization, Cookie"}  # fmt: skip

@@ -47,6 +47,7 @@ class Suite:
 
 SUITES = (
     Suite("tiles", "bench.tiles", "large", json=True),
+    Suite("replicas", "bench.replicas", "large", json=True),  # copies the cluster twice
     Suite("cases", "bench.cases", "large"),
     Suite("drainage", "bench.drainage", "large"),
     Suite("alarms", "bench.alarms", "large"),

@@ -28,7 +28,9 @@ class PrivateCluster:
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
-        subprocess.run(cmd, check=True, capture_output=True, timeout=timeout, env=env)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        if done.returncode:
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()}")
 
     def _own_dir(self) -> None:
         """The data directory belongs to the user the server runs as, mode 700."""

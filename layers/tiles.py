@@ -75,15 +75,24 @@ def cache_key(layer: Layer, z: int, x: int, y: int, filters: list[Filter], versi
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
+def tile_etag(conn: Connection, layer: Layer, z: int, x: int, y: int,
+              filters: list[Filter]) -> tuple[str, int]:  # fmt: skip
+    """The tile's entity tag and the layer's data version, known before any rendering (so a
+    revalidation with a matching If-None-Match costs one small query)."""
+    version = data_version(conn, layer)
+    return f'"{cache_key(layer, z, x, y, filters, version)}"', version
+
+
 def get_tile(conn: Connection, cache: TileCache, layer: Layer, z: int, x: int, y: int,
-             filters: list[Filter]) -> Tile:  # fmt: skip
+             filters: list[Filter], version: int | None = None) -> Tile:  # fmt: skip
     """The tile from the cache when the layer's data has not changed, else rendered by PostGIS.
 
     The version is read on the connection that renders, so a tile rendered on a lagging replica
     is keyed by the version that replica had (see geodata.replicas).
     """
     check_tile_address(z, x, y)
-    version = data_version(conn, layer)
+    if version is None:
+        version = data_version(conn, layer)
     key = cache_key(layer, z, x, y, filters, version)
     tile = cache.get(key)
     if tile is None:

@@ -72,9 +72,16 @@ EOF
   cp "$URL_FILE" "$dir/onemap_database_url"; chmod 600 "$dir/onemap_database_url"
 }
 
+own_url_copy() {
+  # The copy kept in the data directory belongs to the cluster's owner: a base backup
+  # (pg_basebackup, docs/SCALING.md) reads every file of the directory.
+  [ -f "$1/onemap_database_url" ] && chown "$PGUSER_OS" "$1/onemap_database_url" || true
+}
+
 start() {
   local dir; dir=$(data_dir)
   init_cluster "$dir"
+  own_url_copy "$dir"
   if ! as_pg "$PGBIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     echo "==> starting local PostgreSQL on 127.0.0.1:$PORT"
     as_pg "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null

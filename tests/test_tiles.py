@@ -22,8 +22,8 @@ from layers.check import RegistryMismatch, check_registry
 from layers.filters import parse_filters
 from layers.registry import REGISTRY, Field, Layer
 from layers.sql import MAX_TILE_FEATURES, data_version, render_tile
-from settings import PROJECT_ROOT
-from tests.conftest import http, tile_of
+from settings import PROJECT_ROOT, Settings
+from tests.conftest import auth, http, tile_of
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +165,25 @@ def test_etag_304_and_gzip(live_server, centre):
                           headers={"Accept-Encoding": "gzip"}, timeout=30)  # fmt: skip
     assert zipped.headers.get("Content-Encoding") == "gzip"
     assert zipped.content == first.content  # requests decompresses
+
+
+def test_a_revalidation_of_unchanged_data_renders_nothing(live_server, demo_database_url,
+                                                          role_tokens, centre):  # fmt: skip
+    from api.tiles import tile_cache
+    from app import create_app  # importing app builds its module-level app: only when needed
+
+    x, y = tile_of(*centre, 15)
+    etag = fetch(live_server, "case", 15, x, y).headers["ETag"]
+    fresh = create_app(Settings(DATABASE_URL=demo_database_url))  # a new worker: nothing cached
+    client = fresh.server.test_client()
+    with fresh.server.app_context():
+        rendered = tile_cache()
+    path = f"/tiles/case/15/{x}/{y}.pbf"
+    again = client.get(path, headers={**auth(role_tokens, "admin"), "If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["ETag"] == etag
+    assert not rendered.items  # answered from the data version alone
+    assert client.get(path, headers=auth(role_tokens, "admin")).status_code == 200
+    assert len(rendered.items) == 1
 
 
 def test_import_invalidates_cached_tiles(live_server, demo_engine, demo_database_url, centre,
