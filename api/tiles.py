@@ -28,13 +28,14 @@ def tile(layer_id: str, z: int, x: int, y: int):
     filters = user_filters(user, layer, request.args.to_dict(), ignore={"v"})
     check_tile_address(z, x, y)
     shared = not layer.restricted and not user.scope
-    with reading(layer.tables) as conn:
+    areas = ("admin_area",) if user.scope else ()  # a scoped answer also depends on the areas
+    with reading((*layer.tables, *areas)) as conn:
         check_tile(conn, user, z, x, y)
-        etag, version = tile_etag(conn, layer, z, x, y, filters)
+        etag, version = tile_etag(conn, layer, z, x, y, filters, areas)
         headers = tile_headers(etag, shared=shared)
         if request.if_none_match.contains(etag.strip('"')):  # unchanged data: nothing rendered
             return Response(status=304, headers=headers)
-        found = get_tile(conn, tile_cache(), layer, z, x, y, filters, version)
+        found = get_tile(conn, tile_cache(), layer, z, x, y, filters, version, etag)
     if not found.data:
         return Response(status=204, headers=headers)
     body = found.data

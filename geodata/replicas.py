@@ -51,27 +51,41 @@ class ReadRouter:
         self.retry_s = retry_s
         self.served: Counter[str] = Counter()  # reads per server, for tests and the bench
         self._watermark: dict[str, int] = {}
-        self._read_at = float("-inf")
+        self._read_at = float("-inf")  # when the stored watermark's query started
+        self._writes = 0  # committed writes of this process seen so far
         self._down_until: dict[int, float] = {}
         self._turn = 0
         self._lock = threading.Lock()
         if self.replicas:
             event.listen(primary, "before_cursor_execute", _note_write_statement)
-            event.listen(primary, "commit", self._after_commit)
+            event.listen(primary, "commit", _note_commit)
+            event.listen(primary, "checkin", self._after_commit)
 
-    def _after_commit(self, conn: Connection) -> None:
-        """A committed write on the primary makes the next read re-read the watermark."""
-        if conn.info.pop("wrote", False):
-            self._read_at = float("-inf")
+    def _after_commit(self, dbapi_connection, record) -> None:
+        """A connection back in the pool after committing a write: the watermark is re-read
+        before the next read (the "commit" event fires before the database has committed, the
+        check-in after it)."""
+        if record is not None and record.info.pop("committed_write", False):
+            with self._lock:
+                self._writes += 1
+                self._read_at = float("-inf")
 
     def watermark(self) -> dict[str, int]:
-        """The primary's data-version counters, re-read when older than fence_s or after a write."""
-        now = time.monotonic()
-        if now - self._read_at >= self.fence_s:
-            with self.primary.connect() as conn:
-                self._watermark = {t: v for t, v in conn.execute(VERSIONS)}
-            self._read_at = now
-        return self._watermark
+        """The primary's data-version counters, re-read when older than fence_s or after a write.
+
+        A reading is kept only when no write of this process was committed while it ran and no
+        later-started reading was stored first, so a slow reading never hides a newer write.
+        """
+        started = time.monotonic()
+        if started - self._read_at < self.fence_s:
+            return self._watermark
+        writes = self._writes
+        with self.primary.connect() as conn:
+            mark = {t: v for t, v in conn.execute(VERSIONS)}
+        with self._lock:
+            if self._writes == writes and started >= self._read_at:
+                self._watermark, self._read_at = mark, started
+        return mark
 
     def candidates(self) -> list[Engine]:
         """The replicas not known to be down, starting with the next in turn."""
@@ -82,15 +96,17 @@ class ReadRouter:
         order = [(start + i) % n for i in range(n)]
         return [self.replicas[i] for i in order if self._down_until.get(i, 0.0) <= now]
 
-    def is_fresh(self, conn: Connection, tables: Iterable[str] | None) -> bool:
-        """True when the replica has replayed every write the watermark knows of (for `tables`)."""
-        mark = self.watermark()
+    @staticmethod
+    def is_fresh(conn: Connection, mark: dict[str, int], tables: Iterable[str] | None) -> bool:
+        """True when the replica has replayed every write of the watermark (for `tables`)."""
         have = {t: v for t, v in conn.execute(VERSIONS)}
         names = mark.keys() if tables is None else tables
         return all(have.get(t, 0) >= mark.get(t, 0) for t in names)
 
     def _open_replica(self, tables: Iterable[str] | None) -> Connection | None:
-        """A connection to the first fresh replica in turn, or None."""
+        """A connection to the first fresh replica in turn, or None (the primary's failure is
+        the primary's: it never marks a replica down)."""
+        mark = self.watermark()
         for engine in self.candidates():
             try:
                 conn = engine.connect()
@@ -98,7 +114,7 @@ class ReadRouter:
                 self._down_until[self.replicas.index(engine)] = time.monotonic() + self.retry_s
                 continue
             try:
-                if self.is_fresh(conn, tables):
+                if self.is_fresh(conn, mark, tables):
                     return conn
             except (OperationalError, DBAPIError):
                 self._down_until[self.replicas.index(engine)] = time.monotonic() + self.retry_s
@@ -112,9 +128,16 @@ class ReadRouter:
         conn = self._open_replica(tables) if self.replicas else None
         if conn is None:
             conn = self.primary.connect()
-        self.served[server_name(conn.engine)] += 1
+        with self._lock:
+            self.served[server_name(conn.engine)] += 1
         with conn:
             yield conn
+
+
+def _note_commit(conn: Connection) -> None:
+    """A transaction that wrote is committing: its connection says so when checked in."""
+    if conn.info.pop("wrote", False):
+        conn.info["committed_write"] = True
 
 
 def _note_write_statement(conn, cursor, statement: str, parameters, context, executemany):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from errors import BadRequest
+from geodata import versions
 from layers.aggregates import aggregate_zooms, is_current, render_aggregate_tile
 from layers.filters import Filter
 from layers.registry import Layer
@@ -68,23 +69,27 @@ def check_tile_address(z: int, x: int, y: int) -> None:
         raise BadRequest(f"瓦片坐标 x={x}, y={y} 超出第 {z} 级的范围 0–{limit - 1}")
 
 
-def cache_key(layer: Layer, z: int, x: int, y: int, filters: list[Filter], version: int) -> str:
+def cache_key(layer: Layer, z: int, x: int, y: int, filters: list[Filter],
+              version: int | str) -> str:  # fmt: skip
     """Key (and ETag) of a tile: address, normalised filters and the layer's data version."""
     parts = [layer.id, str(z), str(x), str(y), str(version)]
     parts += [f.token() for f in filters]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
-def tile_etag(conn: Connection, layer: Layer, z: int, x: int, y: int,
-              filters: list[Filter]) -> tuple[str, int]:  # fmt: skip
+def tile_etag(conn: Connection, layer: Layer, z: int, x: int, y: int, filters: list[Filter],
+              also: tuple[str, ...] = ()) -> tuple[str, int]:  # fmt: skip
     """The tile's entity tag and the layer's data version, known before any rendering (so a
-    revalidation with a matching If-None-Match costs one small query)."""
+    revalidation with a matching If-None-Match costs one small query). `also`: further tables
+    the answer depends on (the areas of a scoped user), whose version joins the tag."""
     version = data_version(conn, layer)
-    return f'"{cache_key(layer, z, x, y, filters, version)}"', version
+    keyed = f"{version}.{versions.data_version(conn, also)}" if also else version
+    return f'"{cache_key(layer, z, x, y, filters, keyed)}"', version
 
 
 def get_tile(conn: Connection, cache: TileCache, layer: Layer, z: int, x: int, y: int,
-             filters: list[Filter], version: int | None = None) -> Tile:  # fmt: skip
+             filters: list[Filter], version: int | None = None,
+             etag: str | None = None) -> Tile:  # fmt: skip
     """The tile from the cache when the layer's data has not changed, else rendered by PostGIS.
 
     The version is read on the connection that renders, so a tile rendered on a lagging replica
@@ -93,7 +98,7 @@ def get_tile(conn: Connection, cache: TileCache, layer: Layer, z: int, x: int, y
     check_tile_address(z, x, y)
     if version is None:
         version = data_version(conn, layer)
-    key = cache_key(layer, z, x, y, filters, version)
+    key = etag.strip('"') if etag else cache_key(layer, z, x, y, filters, version)
     tile = cache.get(key)
     if tile is None:
         data = render(conn, layer, z, x, y, filters, version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from auth import accounts
 from auth.access import check_analytics, check_export, find_layer, user_filters
@@ -23,23 +23,28 @@ MAX_FEATURES = 10_000
 
 
 def read(conn: Connection, user: User, layer: Layer, args: Mapping, *, limit: int,
-         audit_as: str | None, ip: str, ignore: set[str], log: Connection | None) -> dict:  # fmt: skip
+         audit_as: str | None, ip: str, ignore: set[str], writer: Engine | None) -> dict:  # fmt: skip
     """Matching features within the user's areas and the bbox; audited when `audit_as` is set.
 
-    The features are read on `conn` (a replica may serve it), the audit entry is written on `log`
-    (the primary; `conn` when None).
+    The features are read on `conn` (a replica may serve it); the audit entry is written in a
+    transaction of its own on `writer` (the primary), or on `conn` when there is no writer.
     """
     bbox = parse_bbox(args["bbox"]) if "bbox" in args else None
     filters = user_filters(user, layer, dict(args), ignore={"bbox", *ignore})
     body = read_features(conn, layer, filters, bbox, limit)
     if audit_as:
-        accounts.audit(log or conn, user.username, audit_as, layer.id,
-                       {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
+        entry = (user.username, audit_as, layer.id,
+                 {"filters": dict(args), "rows": body["numberReturned"]}, ip)  # fmt: skip
+        if writer is None:
+            accounts.audit(conn, *entry)
+        else:
+            with writer.begin() as log:
+                accounts.audit(log, *entry)
     return body
 
 
 def features(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str,
-             log: Connection | None = None) -> dict:  # fmt: skip
+             writer: Engine | None = None) -> dict:  # fmt: skip
     """A GeoJSON page of a layer's features within the user's areas."""
     layer = find_layer(layer_id, user)
     limit = parse_int(args.get("limit", "100"), "limit", 1, MAX_FEATURES)
@@ -47,16 +52,16 @@ def features(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str,
     if bulk:
         check_export(user)
     return read(conn, user, layer, args, limit=limit, audit_as="bulk_read" if bulk else None,
-                ip=ip, ignore={"limit"}, log=log)  # fmt: skip
+                ip=ip, ignore={"limit"}, writer=writer)  # fmt: skip
 
 
 def export(conn: Connection, user: User, layer_id, args: Mapping, *, ip: str,
-           log: Connection | None = None) -> dict:  # fmt: skip
+           writer: Engine | None = None) -> dict:  # fmt: skip
     """All matching features (up to MAX_FEATURES) for download; audited."""
     check_export(user)
     layer = find_layer(layer_id, user)
     return read(conn, user, layer, args, limit=MAX_FEATURES, audit_as="export", ip=ip,
-                ignore=set(), log=log)  # fmt: skip
+                ignore=set(), writer=writer)  # fmt: skip
 
 
 def stats(conn: Connection, user: User, layer_id, args: Mapping) -> dict:

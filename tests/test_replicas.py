@@ -201,6 +201,17 @@ def test_a_replica_that_is_down_is_left_out(pair):
     caught_up(pair)
 
 
+def test_a_primary_that_is_down_does_not_take_the_replicas_out(pair):
+    dead = make_engine("postgresql+psycopg://onemap@127.0.0.1:1/none")
+    router = ReadRouter(dead, [pair.r], fence_s=0, retry_s=3600)
+    try:
+        with pytest.raises(DBAPIError), router.connect(["component"]):
+            pass
+        assert router.candidates() == [pair.r]
+    finally:
+        dead.dispose()
+
+
 def test_settings_read_a_comma_separated_list_of_replicas():
     s = Settings(DATABASE_URL="postgresql://a@p/x",
                  READ_DATABASE_URL=" postgresql://a@r1/x, ,postgres://a@r2:5433/x ")  # fmt: skip
