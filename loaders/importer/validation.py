@@ -19,9 +19,12 @@ Problems = list[tuple[str, str]]  # (machine code, detail)
 SINGLE = {"POINT": Point, "LINESTRING": LineString, "POLYGON": Polygon}
 MULTI = {"MULTIPOINT": (MultiPoint, Point), "MULTILINESTRING": (MultiLineString, LineString),
          "MULTIPOLYGON": (MultiPolygon, Polygon)}  # fmt: skip
+TYPE_ID = {"POINT": 0, "LINESTRING": 1, "POLYGON": 3, "MULTIPOINT": 4, "MULTILINESTRING": 5,
+           "MULTIPOLYGON": 6}  # fmt: skip
 FAMILY = {"Point": "point", "MultiPoint": "point", "LineString": "line",
           "MultiLineString": "line", "Polygon": "polygon", "MultiPolygon": "polygon"}  # fmt: skip
 CASE_CODE = re.compile(r"^[0-9A-Za-z_-]{4,32}$")
+COMPONENT_CODE = re.compile(r"[0-9]{16,17}")
 ADMIN_CODE_LENGTH = {"city": 6, "district": 6, "street": 9, "community": 12}
 
 
@@ -58,7 +61,7 @@ def derive(rows: list[dict], spec: LayerSpec) -> None:
 def check_component(row: dict) -> Problems:
     """16/17 digits whose class digits equal the row's class code."""
     code, cls = row.get("code") or "", row.get("class_code") or ""
-    if not re.fullmatch(r"[0-9]{16,17}", code):
+    if not COMPONENT_CODE.fullmatch(code):
         return [("bad_code", f"部件编码应为 16 或 17 位数字：{code}")]
     if cls and component_class_of(code) != cls:
         return [("class_mismatch", f"部件编码 {code} 的类别位与类别 {cls} 不一致")]
@@ -198,18 +201,44 @@ def check_position(bounds: np.ndarray, extent: tuple | None) -> Problems:
     return []
 
 
+def plain_geometries(geoms: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """2D copies of the valid rows already of the target type (None elsewhere) and their mask."""
+    fitted = np.full(len(geoms), None, dtype=object)
+    same = np.flatnonzero(
+        (shapely.get_type_id(geoms) == TYPE_ID[target]) & ~shapely.is_empty(geoms)
+    )
+    flat = shapely.force_2d(geoms[same])
+    valid = shapely.is_valid(flat)
+    fitted[same[valid]] = flat[valid]
+    done = np.zeros(len(geoms), dtype=bool)
+    done[same[valid]] = True
+    return fitted, done
+
+
+def outside_rows(fitted: np.ndarray, extent: tuple | None) -> np.ndarray:
+    """Indexes of the geometries `check_position` has something to say about."""
+    minx, miny, maxx, maxy = shapely.bounds(fitted).T
+    outside = (minx < -180) | (maxx > 180) | (miny < -90) | (maxy > 90)
+    if extent:
+        outside |= (minx < extent[0]) | (miny < extent[1]) | (maxx > extent[2]) | (maxy > extent[3])
+    return np.flatnonzero(outside)
+
+
 def geometry_problems(geoms: np.ndarray, spec: LayerSpec,
                       extent: tuple | None) -> tuple[np.ndarray, list[Problems]]:  # fmt: skip
     """Checked geometries (None where rejected) and the geometry problems of every row."""
-    out = np.full(len(geoms), None, dtype=object)
-    problems: list[Problems] = []
-    for i, geom in enumerate(geoms):
-        fitted, found = check_geometry(geom, spec.geometry)
-        if fitted is not None:
-            found += check_position(shapely.bounds(fitted), extent)
-        if not any(code_is_reject(c) for c, _ in found):
-            out[i] = fitted
-        problems.append(found)
+    geoms = np.asarray(geoms, dtype=object)
+    # Valid geometries of the right type in bulk; only the others go through check_geometry.
+    fitted, done = plain_geometries(geoms, spec.geometry)
+    problems: list[Problems] = [[] for _ in range(len(geoms))]
+    for i in np.flatnonzero(~done):
+        fitted[i], problems[i] = check_geometry(geoms[i], spec.geometry)
+    for i in outside_rows(fitted, extent):
+        problems[i] += check_position(shapely.bounds(fitted[i]), extent)
+    out = fitted.copy()
+    for i, found in enumerate(problems):
+        if any(code_is_reject(c) for c, _ in found):
+            out[i] = None
     return out, problems
 
 
@@ -235,7 +264,7 @@ def duplicate_rows(keys: list[str | None]) -> list[tuple[int, str]]:
 
 def stacked_points(geoms: np.ndarray, threshold: int) -> tuple[list[tuple[int, str]], list[dict]]:
     """(index, detail) of points sharing an exact coordinate with ≥ threshold rows, and those places."""
-    mask = np.array([g is not None and g.geom_type == "Point" for g in geoms], dtype=bool)
+    mask = shapely.get_type_id(geoms) == TYPE_ID["POINT"]
     if threshold < 2 or not mask.any():
         return [], []
     idx = np.flatnonzero(mask)

@@ -98,12 +98,15 @@ def existing_keys(conn: Connection, spec: LayerSpec) -> list[tuple[int, str]]:
 
 def district_mismatches(conn: Connection, tolerance_deg: float = 0.002) -> list[tuple]:
     """(row_no, code, district) of components lying in a district that is not their code's."""
+    # The cheap test (near the code's own district) first; only the rows failing it are looked
+    # up in every district (ST_Intersects on every staged row: ~4 s for 200,000 rows).
     return conn.execute(text(
-        f"SELECT s.row_no, s.code, min(a.code) FROM {STAGE} s "
-        "JOIN admin_area a ON a.level = 'district' AND ST_Intersects(a.geom, s.geom) "
+        f"WITH far AS MATERIALIZED (SELECT s.row_no, s.code, s.geom FROM {STAGE} s "
         "WHERE NOT EXISTS (SELECT 1 FROM admin_area d WHERE d.level = 'district' "
-        "  AND d.code = left(s.code, 6) AND ST_DWithin(d.geom, s.geom, :tol)) "
-        "GROUP BY s.row_no, s.code ORDER BY s.row_no"
+        "  AND d.code = left(s.code, 6) AND ST_DWithin(d.geom, s.geom, :tol))) "
+        "SELECT f.row_no, f.code, min(a.code) FROM far f "
+        "JOIN admin_area a ON a.level = 'district' AND ST_Intersects(a.geom, f.geom) "
+        "GROUP BY f.row_no, f.code ORDER BY f.row_no"
     ), {"tol": tolerance_deg}).all()  # fmt: skip
 
 
