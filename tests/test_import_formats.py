@@ -185,3 +185,17 @@ def test_mapping_file_constants_and_value_maps(db, tmp_path):
         db, "SELECT road_class || width_m || GeometryType(geom) FROM road WHERE name = '经十路'"
     )
     assert row == "主干路12MULTILINESTRING"
+
+
+def test_a_geopackage_point_with_a_nan_coordinate_is_a_rejected_row(db, tmp_path):
+    gpkg = tmp_path / "nan.gpkg"
+    x, y = GK.transform(*LIXIA)
+    pumps = gpd.GeoDataFrame({"code": ["BZ2", "BZ3"], "name": ["甲泵站", "乙泵站"],
+                              "kind": ["雨水", "雨水"]},
+                             geometry=[Point(x, y), Point(float("nan"), y)],
+                             crs=4548)  # fmt: skip
+    pyogrio.write_dataframe(pumps, gpkg)
+    report = run(db, "pump_station", gpkg)
+    assert report.loaded == 1 and codes(report) == {"invalid_geometry": 1}
+    assert [(i.row, i.key) for i in report.issues] == [(2, "BZ3")]
+    assert count(db, "pump_station", "code IN ('BZ2', 'BZ3')") == 1

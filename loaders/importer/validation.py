@@ -184,6 +184,8 @@ def check_geometry(geom, target: str) -> tuple[object, Problems]:
         return None, [("wrong_geometry_type", f"{geom.geom_type}，应为 {target}")]
     if fitted.is_valid:
         return fitted, []
+    if not np.isfinite(shapely.get_coordinates(fitted)).all():  # GEOS cannot repair these
+        return None, [("invalid_geometry", "坐标不是有限数值（NaN 或无穷大）")]
     reason = shapely.is_valid_reason(fitted)
     fixed = repair(fitted, target)
     if fixed is None:
