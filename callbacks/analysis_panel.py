@@ -15,13 +15,11 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from analytics.contract import result_cache, run_analysis
 from analytics.coverage_rules import PARK_RULES
 from auth.accounts import User
-from auth.web import current_user
 from callbacks import ids
+from callbacks.analyses import run
 from errors import OneMapError
-from runtime import runtime
 
 FACILITY = "an-facility"
 MODE = "an-mode"
@@ -113,13 +111,6 @@ def analysis_of(facility: str) -> tuple[str, dict]:
     if facility == "park":
         return "park-coverage", {}
     return "service-coverage", {"kind": facility}
-
-
-def run(analysis_id: str, params: dict) -> dict:
-    """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().reads.connect() as conn:
-        return run_analysis(conn, current_user(), analysis_id, params,
-                            result_cache(runtime()))  # fmt: skip
 
 
 def fmt_pct(value) -> str:

@@ -18,13 +18,13 @@ from dash.exceptions import PreventUpdate
 from dash_extensions.javascript import Namespace
 
 from analytics.case_filters import STATUS_CHOICES, latest_case_day
-from analytics.contract import result_cache, run_analysis
 from analytics.emerging import CATEGORIES
 from analytics.export import TITLES
 from analytics.hotspots import CLASS_LABELS
 from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
+from callbacks.analyses import run
 from callbacks.ui import row_view
 from errors import OneMapError
 from geodata import catalog
@@ -181,12 +181,6 @@ def filters_of(value, end, cls, source, status) -> dict:
     """The shared case filters of the panel as raw analysis parameters."""
     start, stop = window_of(value, end)
     return {"from": start, "to": stop, "class": cls, "source": source, "status": status}
-
-
-def run(analysis_id: str, params: dict) -> dict:
-    """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().reads.connect() as conn:
-        return run_analysis(conn, current_user(), analysis_id, params, result_cache(runtime()))
 
 
 def error_view(exc: OneMapError) -> html.P:

@@ -15,10 +15,10 @@ from dash import Input, Output, State, ctx, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 from dash_extensions.javascript import Namespace
 
-from analytics.contract import result_cache, run_analysis
 from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
+from callbacks.analyses import run
 from callbacks.ui import row_view
 from errors import OneMapError
 from runtime import runtime
@@ -86,12 +86,6 @@ def overlays() -> list:
     """The map layer of the drainage analysis."""
     return [dl.GeoJSON(id=OVERLAY, style=MAP_JS("drainStyle"), pointToLayer=MAP_JS("drainPoint"),
                        onEachFeature=MAP_JS("bindDrainTooltip"), interactive=True)]  # fmt: skip
-
-
-def run(analysis_id: str, params: dict) -> dict:
-    """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().reads.connect() as conn:
-        return run_analysis(conn, current_user(), analysis_id, params, result_cache(runtime()))
 
 
 def figures(pairs) -> html.Table:

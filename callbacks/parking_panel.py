@@ -29,6 +29,7 @@ from auth.access import check_analytics
 from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
+from callbacks.analyses import run
 from callbacks.ui import row_view
 from errors import BadRequest, OneMapError
 from layers.registry import REGISTRY
@@ -172,12 +173,6 @@ def overlays() -> list:
                    onEachFeature=PARKING_JS("bindLotTooltip"), interactive=True),
         dl.LayerGroup(id=NEAREST_LAYER),
     ]  # fmt: skip
-
-
-def run(analysis_id: str, params: dict) -> dict:
-    """Run an analysis for the signed-in user with the app's result cache."""
-    with runtime().reads.connect() as conn:
-        return run_analysis(conn, current_user(), analysis_id, params, result_cache(runtime()))
 
 
 def error_view(exc: OneMapError) -> html.P:
