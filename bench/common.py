@@ -69,21 +69,23 @@ def token_session(token: str) -> requests.Session:
     return session
 
 
-class Server:
-    """`python app.py` (gunicorn) on a free local port; stopped by its PID."""
+class Service:
+    """A server process on a free local port, ready once `probe` answers 200; stopped by its PID.
+    Its output goes to a temporary log, kept (and named) only when something failed."""
 
-    def __init__(self, database_url: str, **extra: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+    probe = "/"
+    ready_s = 90.0
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd, port: int, prefix: str):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            "w+", prefix="bench-server-", suffix=".log", delete=False
+            "w+", prefix=prefix, suffix=".log", delete=False
         )
-        env = {**os.environ, "DATABASE_URL": database_url, "ONEMAP_PORT": str(self.port),
-               "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false", **extra}  # fmt: skip
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)  # fmt: skip
 
-    def __enter__(self) -> Server:
+    def __enter__(self):
         try:
             self._wait_ready()
         except BaseException as exc:
@@ -92,28 +94,41 @@ class Server:
         return self
 
     def _wait_ready(self) -> None:
-        """Until the public sign-in page answers 200 (every other route needs sign-in)."""
-        deadline = time.monotonic() + 90
+        """Until the probe answers 200 (or the process dies, with its log as the error)."""
+        deadline = time.monotonic() + self.ready_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.log.seek(0)
                 raise RuntimeError(self.log.read())
             try:
-                if requests.get(self.base + "/login", timeout=2).status_code == 200:
+                if requests.get(self.base + self.probe, timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.3)
-        raise TimeoutError("server did not start")
+        raise TimeoutError(f"{type(self).__name__} did not start")
 
     def __exit__(self, exc_type, *exc) -> None:
-        """Stop the server by its PID; keep its log if something failed."""
+        """Stop the process by its PID; keep its log if something failed."""
         self.proc.terminate()
         self.proc.wait(timeout=60)
         self.log.close()
         if exc_type is None:
             os.unlink(self.log.name)
         else:
-            print(f"server log kept: {self.log.name}", file=sys.stderr)
+            print(f"log kept: {self.log.name}", file=sys.stderr)
+
+
+class Server(Service):
+    """`python app.py` (gunicorn) on a free local port; ready when the public sign-in page
+    answers (every other route needs sign-in)."""
+
+    probe = "/login"
+
+    def __init__(self, database_url: str, **extra: str):
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": database_url, "ONEMAP_PORT": str(port),
+               "ONEMAP_HOST": "127.0.0.1", "ONEMAP_DEBUG": "false", **extra}  # fmt: skip
+        super().__init__([sys.executable, "app.py"], env, PROJECT_ROOT, port, "bench-server-")
 
 
 def write_section(name: str, heading: str, markdown: str) -> None:

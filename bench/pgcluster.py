@@ -22,13 +22,17 @@ class PrivateCluster:
         self.database = database
         self.url = f"postgresql://onemap@127.0.0.1:{self.port}/{database}"
 
-    def pg(self, *args: str, password: str | None = None, timeout: float = 300) -> None:
-        """Run a PostgreSQL program as the cluster's owner (never root)."""
+    @staticmethod
+    def as_owner(*args: str) -> list[str]:
+        """The command line of a PostgreSQL program run as the cluster's owner (never root)."""
         cmd = [str(PGBIN / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+    def pg(self, *args: str, password: str | None = None, timeout: float = 300) -> None:
+        """Run a PostgreSQL program as the cluster's owner; its error output when it fails."""
         env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        done = subprocess.run(self.as_owner(*args), capture_output=True, text=True,
+                              timeout=timeout, env=env)  # fmt: skip
         if done.returncode:
             raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()}")
 
@@ -75,8 +79,6 @@ class PrivateCluster:
 
     def remove(self) -> None:
         """Stop if running and delete the data directory."""
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PGBIN / "pg_ctl"), "-D",
-                        str(self.dir), "-m", "immediate", "stop"] if os.geteuid() == 0 else
-                       [str(PGBIN / "pg_ctl"), "-D", str(self.dir), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(self.as_owner("pg_ctl", "-D", str(self.dir), "-m", "immediate", "stop"),
+                       capture_output=True, timeout=60)  # not running is fine  # fmt: skip
         shutil.rmtree(self.dir, ignore_errors=True)

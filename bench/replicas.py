@@ -33,7 +33,7 @@ from bench.common import Server, drop_user, write_section
 from bench.env import machine, plain
 from bench.pgcluster import PrivateCluster
 from bench.sample import busiest_district, tile_list
-from bench.tiles import bench_users, load, percentile
+from bench.tiles import GZIP, bench_users, leader_load, load, percentile
 from geodata.db import make_engine
 from settings import Settings, to_sqlalchemy_url
 
@@ -124,7 +124,7 @@ def measure(args, url: str) -> dict:
         tiles = tile_list(conn, args.seed, args.per_zoom)
         users = bench_users(engine, busiest_district(conn))
     token = users["leader"][1]
-    headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+    headers = {"Authorization": f"Bearer {token}", **GZIP}
     clusters: list[PrivateCluster] = []
     out = {"tiles": len(tiles), "runs": []}
     try:
@@ -142,7 +142,7 @@ def measure(args, url: str) -> dict:
                 load(urls[:50], headers, args.clients, 3, 400)  # connections and plans warm
                 before = transactions(servers)
                 print(f"{n} replica(s): throughput…", flush=True)
-                run = load(urls, headers, args.clients, args.seconds, args.max_requests)
+                run = leader_load(srv.base, token, tiles, args)
                 after = transactions(servers)
                 if n == 0:
                     print("revalidation…", flush=True)

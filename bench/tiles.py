@@ -46,7 +46,7 @@ import requests
 import urllib3
 
 from auth import accounts
-from bench.common import Server, drop_user, free_port, token_session, write_section
+from bench.common import Server, Service, drop_user, free_port, token_session, write_section
 from bench.env import BENCH_VENV, machine, plain
 from bench.queries import table_sizes
 from bench.sample import TILE_LAYERS, TileAddr, band_of, busiest_district, tile_list, tile_of
@@ -61,6 +61,7 @@ from settings import Settings
 __all__ = ["machine", "percentile", "tile_of"]  # imported from here by the other benchmarks
 
 WORKERS = int(os.environ.get("ONEMAP_WORKERS", "2"))
+GZIP = {"Accept-Encoding": "gzip"}  # every timed request offers gzip, as a browser does
 TIPG_CAP = 100_000_000
 
 
@@ -284,46 +285,22 @@ def tipg_path(tile: TileAddr) -> str:
             f"?{query}")  # fmt: skip
 
 
-class TiPg:
+class TiPg(Service):
     """TiPg under uvicorn (var/bench-venv) on a free port against the same database."""
 
+    probe = "/collections"
+    ready_s = 120.0
+
     def __init__(self, url: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         sources = sorted({f"public.{REGISTRY[lid].source}" for lid in TILE_LAYERS})
         env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": plain(url),
                "TIPG_MAX_FEATURES_PER_TILE": str(TIPG_CAP), "TIPG_TILE_BUFFER": str(TILE_BUFFER),
                "TIPG_TILE_RESOLUTION": str(TILE_EXTENT), "TIPG_DB_TABLES": json.dumps(sources),
                "TIPG_DB_SPATIAL_EXTENT": "false", "TIPG_DB_DATETIME_EXTENT": "false"}  # fmt: skip
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            "w+", prefix="bench-tipg-", suffix=".log", delete=False
-        )
-        uvicorn = BENCH_VENV / "bin" / "uvicorn"
-        self.proc = subprocess.Popen([str(uvicorn), "tipg.main:app", "--host", "127.0.0.1",
-                                      "--port", str(self.port), "--workers", str(WORKERS),
-                                      "--log-level", "warning"], env=env, cwd=tempfile.gettempdir(),
-                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
-
-    def __enter__(self) -> TiPg:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(self.log.read())
-            try:
-                if requests.get(self.base + "/collections", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.5)
-        self.__exit__(TimeoutError)
-        raise TimeoutError("TiPg did not start")
-
-    def __exit__(self, exc_type, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-        self.log.close()
-        if exc_type is None:
-            os.unlink(self.log.name)
+        command = [str(BENCH_VENV / "bin" / "uvicorn"), "tipg.main:app", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(WORKERS), "--log-level", "warning"]  # fmt: skip
+        super().__init__(command, env, tempfile.gettempdir(), port, "bench-tipg-")
 
 
 def tipg_available() -> bool:
@@ -341,6 +318,27 @@ def install_tipg() -> None:
 
 
 # --- the run --------------------------------------------------------------------------------
+
+
+def both_lists(base: str, users: dict, tiles: list[TileAddr], scoped: list[TileAddr], label: str,
+               *, prime: bool = False) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """One sequential pass over the leader's list and one over the district user's (gzip
+    offered); `prime`: one request each first, so that connections are open before timing."""
+    with token_session(users["leader"][1]) as s, token_session(users["district"][1]) as d:
+        s.headers.update(GZIP)
+        d.headers.update(GZIP)
+        if prime:
+            fetch(s, base + tiles[0].path)
+            fetch(d, base + scoped[0].path)
+        print(f"{label}…", flush=True)
+        return (sequential(s, [base + t.path for t in tiles]),
+                sequential(d, [base + t.path for t in scoped]))  # fmt: skip
+
+
+def leader_load(base: str, token: str, tiles: list[TileAddr], args) -> dict:
+    """Throughput of the leader's list at args.clients concurrent clients (gzip offered)."""
+    return load([base + t.path for t in tiles], {"Authorization": f"Bearer {token}", **GZIP},
+                args.clients, args.seconds, args.max_requests)  # fmt: skip
 
 
 def measure(args, url: str) -> dict:
@@ -365,35 +363,19 @@ def measure(args, url: str) -> dict:
            "floor_district": floor_times(url, scoped, [False] * len(scoped), (district,))}  # fmt: skip
     users = bench_users(engine, district)
     leader, dtoken = users["leader"][1], users["district"][1]
-    gzip = {"Accept-Encoding": "gzip"}
     try:
         with Server(plain(url), ONEMAP_TILE_CACHE_MB="0") as srv:
-            with token_session(leader) as s, token_session(dtoken) as d:
-                s.headers.update(gzip)
-                d.headers.update(gzip)
-                fetch(s, srv.base + tiles[0].path)
-                fetch(d, srv.base + scoped[0].path)
-                print("cold…", flush=True)
-                out["cold"] = sequential(s, [srv.base + t.path for t in tiles])
-                out["cold_district"] = sequential(d, [srv.base + t.path for t in scoped])
+            out["cold"], out["cold_district"] = both_lists(srv.base, users, tiles, scoped,
+                                                           "cold", prime=True)  # fmt: skip
             print("throughput, cache off…", flush=True)
-            out["load_cold"] = load([srv.base + t.path for t in tiles],
-                                    {"Authorization": f"Bearer {leader}", **gzip},
-                                    args.clients, args.seconds, args.max_requests)  # fmt: skip
+            out["load_cold"] = leader_load(srv.base, leader, tiles, args)
         with Server(plain(url)) as srv:
             print("warming every worker…", flush=True)
             warm_every_worker(srv.base, leader, tiles)
             warm_every_worker(srv.base, dtoken, scoped)
-            with token_session(leader) as s, token_session(dtoken) as d:
-                s.headers.update(gzip)
-                d.headers.update(gzip)
-                print("warm…", flush=True)
-                out["warm"] = sequential(s, [srv.base + t.path for t in tiles])
-                out["warm_district"] = sequential(d, [srv.base + t.path for t in scoped])
+            out["warm"], out["warm_district"] = both_lists(srv.base, users, tiles, scoped, "warm")
             print("throughput, warm…", flush=True)
-            out["load_warm"] = load([srv.base + t.path for t in tiles],
-                                    {"Authorization": f"Bearer {leader}", **gzip},
-                                    args.clients, args.seconds, args.max_requests)  # fmt: skip
+            out["load_warm"] = leader_load(srv.base, leader, tiles, args)
     finally:
         for name, _ in users.values():
             drop_user(engine, name)
@@ -403,13 +385,13 @@ def measure(args, url: str) -> dict:
                                else "var/bench-venv has no tipg (python -m bench installs it)")  # fmt: skip
         return out
     with TiPg(url) as tp, requests.Session() as s:
-        s.headers.update(gzip)
+        s.headers.update(GZIP)
         urls = [tp.base + tipg_path(t) for t in tiles]
         fetch(s, urls[-1], args.tipg_timeout)
         print("TiPg…", flush=True)
         out["tipg"] = sequential(s, urls, args.tipg_timeout)
         print("TiPg throughput…", flush=True)
-        out["load_tipg"] = load(urls, gzip, args.clients, args.seconds, args.max_requests)
+        out["load_tipg"] = load(urls, GZIP, args.clients, args.seconds, args.max_requests)
     return out
 
 
