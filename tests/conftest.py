@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -172,6 +173,32 @@ def live_server(demo_database_url, role_tokens):
     proc.terminate()
     proc.wait(timeout=20)
     log.close()
+
+
+def area_shape(conn, code: str):
+    """The shapely geometry of an administrative area (区县/街道/社区) as stored."""
+    wkb = conn.execute(text("SELECT ST_AsBinary(geom) FROM admin_area WHERE code = :c"),
+                       {"c": code}).scalar()  # fmt: skip
+    return shapely.from_wkb(bytes(wkb))
+
+
+def wait_until(what: str, check, proc: subprocess.Popen | None = None, timeout: float = 120):
+    """Poll check() until it returns something truthy; fail (not skip) after timeout, or as soon
+    as `proc` (a process the check waits on) has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the process ended before {what}:\n{out}{err}")
+        time.sleep(0.05)
+    if proc is not None:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{what} not seen within {timeout} s:\n{out}{err}")
+    raise AssertionError(f"{what} not seen within {timeout} s")
 
 
 def wait_for(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -23,6 +23,7 @@ from analytics.hotspots import gi_star_matrix
 from auth.accounts import User
 from auth.roles import ROLES
 from geodata.db import make_engine
+from tests.conftest import area_shape
 
 LIXIA = "370102"
 COMMUNITY = "370102999001"
@@ -62,8 +63,7 @@ def grid_db(scratch):
     """A migrated database with the hand-made grids (inserted over several statements)."""
     engine = make_engine(scratch.create_city("onemap_cellw"))
     with engine.begin() as conn:
-        lixia = shapely.from_wkb(bytes(conn.execute(text(
-            "SELECT ST_AsBinary(geom) FROM admin_area WHERE code = :c"), {"c": LIXIA}).scalar()))  # fmt: skip
+        lixia = area_shape(conn, LIXIA)
         edge = shapely.get_exterior_ring(lixia.geoms[0]).interpolate(0.3, normalized=True)
         grids = hand_made(edge.x - 3 * D, edge.y - 3 * D)
         conn.execute(text("INSERT INTO admin_area (code, level, name, geom) VALUES (:c, "

@@ -23,6 +23,7 @@ from analytics.contract import run_analysis
 from auth.accounts import User
 from auth.roles import ROLES
 from geodata.db import make_engine
+from tests.conftest import area_shape
 
 CITY = ZoneInfo("Asia/Shanghai")
 HALF = 20037508.342789244
@@ -215,8 +216,7 @@ def test_pyramid_and_raw_paths_give_the_same_points(pyr_db, params, box):
 def test_a_district_user_sees_only_their_districts_cases(pyr_db):
     engine, cases = pyr_db
     with engine.connect() as conn:
-        lixia = shapely.from_wkb(bytes(conn.execute(text(
-            "SELECT ST_AsBinary(geom) FROM admin_area WHERE code = :c"), {"c": LIXIA}).scalar()))  # fmt: skip
+        lixia = area_shape(conn, LIXIA)
         params = {"from": "2026-01-01", "to": "2026-06-30", "bbox": ",".join(map(str, BOX))}
         mine = run_analysis(conn, LIXIA_USER, "heat", params)["result"]
         every = run_analysis(conn, ADMIN, "heat", params)["result"]

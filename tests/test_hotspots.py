@@ -27,7 +27,7 @@ from auth.roles import ROLES
 from errors import BadRequest, Forbidden
 from geodata.crs import metric_epsg
 from geodata.db import make_engine
-from tests.conftest import auth, district_token
+from tests.conftest import area_shape, auth, district_token
 
 # A case's day on the city's clock (Asia/Shanghai), spelled independently of analytics.case_filters.
 CITY_DAY = "(reported_at AT TIME ZONE 'Asia/Shanghai')::date"
@@ -229,8 +229,7 @@ def hot_db(scratch):
     """A migrated database with the Shandong boundaries and the planted cases (nothing else)."""
     engine = make_engine(scratch.create_city("onemap_hot"))
     with engine.begin() as conn:
-        lixia = shapely.from_wkb(bytes(conn.execute(text(
-            "SELECT ST_AsBinary(geom) FROM admin_area WHERE code = :c"), {"c": LIXIA}).scalar()))  # fmt: skip
+        lixia = area_shape(conn, LIXIA)
         inner = lixia.representative_point()
         minx, miny, maxx, maxy = lixia.bounds  # the point of its bbox farthest from 历下区
         grid = [shapely.Point(x, y) for x in np.linspace(minx + 0.003, maxx - 0.003, 40)

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from sqlalchemy import text
 
 from settings import PROJECT_ROOT
 from tests import import_helpers
+from tests.conftest import wait_until
 from tests.import_helpers import (
     camera_rows,
     cli,
@@ -75,24 +75,6 @@ def writer_waiting_on_gate(engine, table: str) -> int | None:
         "AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid() "
         "AND a.wait_event_type = 'Lock' AND a.query ILIKE 'DELETE FROM%'"
     ), t=table)  # fmt: skip
-
-
-def wait_until(what: str, check, proc: subprocess.Popen | None = None, timeout: float = 120):
-    """Poll check() until it returns something truthy; fail (not skip) after timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"import ended before {what}:\n{out}{err}")
-        time.sleep(0.05)
-    if proc is not None:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{what} not seen within {timeout} s:\n{out}{err}")
-    raise AssertionError(f"{what} not seen within {timeout} s")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

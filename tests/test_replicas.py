@@ -26,7 +26,7 @@ from geodata.replicas import ReadRouter
 from layers.registry import LAYERS
 from layers.tiles import TileCache, get_tile
 from settings import PROJECT_ROOT, Settings, to_sqlalchemy_url
-from tests.conftest import ARTIFACTS, free_port, wait_for
+from tests.conftest import ARTIFACTS, free_port, wait_for, wait_until
 
 LON, LAT = 117.02, 36.65
 LAYER = "component_01"
@@ -95,27 +95,19 @@ def has_component(conn, code: str) -> bool:
 def caught_up(pair, timeout: float = 30) -> None:
     """Wait until the replica has replayed everything the primary has written so far."""
     with pair.p.connect() as conn:
-        lsn = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar()
-    deadline = time.monotonic() + timeout
+        lsn = str(conn.execute(text("SELECT pg_current_wal_lsn()")).scalar())
+    replayed = text("SELECT pg_last_wal_replay_lsn() >= CAST(:l AS pg_lsn)")
     with pair.r.connect() as conn:
-        while time.monotonic() < deadline:
-            done = conn.execute(text("SELECT pg_last_wal_replay_lsn() >= CAST(:l AS pg_lsn)"),
-                                {"l": str(lsn)}).scalar()  # fmt: skip
-            if done:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the replica did not catch up")
+        wait_until("the replica catching up", lambda: conn.execute(replayed, {"l": lsn}).scalar(),
+                   timeout=timeout)  # fmt: skip
 
 
 def pause_replay(pair) -> None:
     """Stop the replica's WAL replay (it keeps receiving, so it lags on purpose)."""
+    paused = text("SELECT pg_get_wal_replay_pause_state() = 'paused'")
     with pair.r.connect() as conn:
         conn.execute(text("SELECT pg_wal_replay_pause()"))
-        for _ in range(200):
-            if conn.execute(text("SELECT pg_get_wal_replay_pause_state()")).scalar() == "paused":
-                return
-            time.sleep(0.05)
-    raise AssertionError("replay did not pause")
+        wait_until("replay paused", lambda: conn.execute(paused).scalar(), timeout=10)
 
 
 def resume_replay(pair) -> None:
