@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
@@ -28,6 +27,7 @@ from analytics.contract import Memo
 from analytics.coverage_rules import PARK_RULES
 from analytics.hotspots import HOTSPOTS, hotspots
 from analytics.park_coverage import COVERAGE_TABLES, base
+from analytics.parking import city_zone
 from auth.accounts import User, audit
 from errors import BadRequest, Forbidden
 from geodata import catalog
@@ -119,11 +119,6 @@ def configured_views(path: Path) -> tuple[View, ...]:
 
 
 # --- the screen's clock -----------------------------------------------------------------------
-
-
-def city_zone() -> ZoneInfo:
-    """The city's clock (Asia/Shanghai)."""
-    return ZoneInfo(catalog.CITY_TIMEZONE)
 
 
 def screen_now(conn: Connection, user: User, mode: str) -> datetime:
