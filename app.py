@@ -16,6 +16,7 @@ from layers.check import check_registry
 from settings import PROJECT_ROOT, Settings
 
 PAGES = (map_page.PAGE, bigscreen.PAGE)
+THREADS = 4  # per gunicorn worker
 
 
 def create_app(settings: Settings) -> dash.Dash:
@@ -26,6 +27,8 @@ def create_app(settings: Settings) -> dash.Dash:
         assets_folder=str(PROJECT_ROOT / "assets"),
         serve_locally=True,
         update_title=None,
+        # the browser-side check of callback ids only in debug mode (callbacks/pages.py)
+        suppress_callback_exceptions=not settings.debug,
     )
     runtime.install(app.server, settings)
     auth_web.register(app.server, settings)
@@ -54,7 +57,8 @@ def serve(app: dash.Dash, settings: Settings) -> None:
         def load_config(self):
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.workers)
-            self.cfg.set("threads", 4)
+            self.cfg.set("threads", THREADS)
+            self.cfg.set("post_worker_init", lambda _worker: runtime.of(app.server).warm(THREADS))
             self.cfg.set("accesslog", "-")
 
         def load(self):

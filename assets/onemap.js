@@ -73,3 +73,11 @@ Object.assign(window.onemap.map, {
     layer.bindTooltip(parts.join("<br>"), { sticky: true });
   }
 });
+/* Clientside callbacks of the side panel (callbacks/side_panel.py): a value of the page copied
+   into every lazily built tab that is mounted (one output per tab; none before any is opened). */
+window.dash_clientside = window.dash_clientside || {};
+window.dash_clientside.onemap_panel = {
+  mirror: function (value) {
+    return window.dash_clientside.callback_context.outputs_list.map(function () { return value; });
+  }
+};

@@ -301,6 +301,20 @@ window.onemap = window.onemap || {};
       if (st.map) { refreshLabels(); }
       return Object.keys((wanted && wanted.layers) || {}).length;
     },
+    /* A promise of the time at which the map is attached and no wanted layer has tiles still
+       loading (at the latest after `ms`: a tile that never answers must not hold up the rest). */
+    drawn: function (ms) {
+      const began = Date.now();
+      return new Promise(function (resolve) {
+        (function check() {
+          const loading = !st.map || Object.keys(st.active).some(function (id) {
+            return st.active[id].isLoading();
+          });
+          if (!loading || Date.now() - began > ms) { resolve(Date.now()); return; }
+          setTimeout(check, 50);
+        }());
+      });
+    },
     /* For tests and diagnostics. */
     status: function () {
       const out = {};
@@ -328,8 +342,15 @@ window.onemap = window.onemap || {};
   };
 }(window.onemap));
 
+const DRAWN_WAIT_MS = 5000;
 window.dash_clientside = window.dash_clientside || {};
 window.dash_clientside.onemap = {
   syncLayers: function (wanted, registry) { return window.onemap.layers.sync(wanted, registry); },
-  applyView: function (v) { return v ? window.onemap.layers.view(v) : null; }
+  applyView: function (v) { return v ? window.onemap.layers.view(v) : null; },
+  /* Once per page: resolves when the first view's tiles are drawn, so that the side panel's
+     statistics and lists are asked for only then and the first tiles have the server to
+     themselves. */
+  whenDrawn: function (_synced, drawn) {
+    return drawn ? window.dash_clientside.no_update : window.onemap.layers.drawn(DRAWN_WAIT_MS);
+  }
 };

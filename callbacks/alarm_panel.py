@@ -28,6 +28,8 @@ from services import alarms
 
 TAB = "alarms"
 INTERVAL = "al-interval"
+OPEN_TAB = ids.in_panel(ids.PANEL_TAB, TAB)  # the side panel's open tab, seen from here
+MAP_CLICK = ids.in_panel(ids.PANEL_MAP_CLICK, TAB)
 KIND = "al-kind"
 LEVEL = "al-level"
 SUMMARY = "al-summary"
@@ -259,7 +261,7 @@ def chosen_of(trigger, cell, rows, clicked, tab) -> tuple[dict, dict | None]:
     if isinstance(trigger, dict) and trigger.get("type") == MARKER:
         return {"alarm": trigger.get("index")}, None
     latlng = clicked.get("latlng") if isinstance(clicked, dict) else None
-    if trigger == ids.MAP and tab == TAB and isinstance(latlng, dict):
+    if trigger == MAP_CLICK and tab == TAB and isinstance(latlng, dict):
         return {"lon": latlng.get("lng"), "lat": latlng.get("lat")}, None
     raise PreventUpdate
 
@@ -269,7 +271,7 @@ def register(app, settings) -> None:
 
     @app.callback(Output(SUMMARY, "children"), Output(TABLE, "data"), Output(MARKERS, "children"),
                   Input(INTERVAL, "n_intervals"), Input(KIND, "value"), Input(LEVEL, "value"),
-                  Input(ids.PANEL_TABS, "value"), Input(CLOSED, "data"))  # fmt: skip
+                  Input(OPEN_TAB, "data"), Input(CLOSED, "data"))  # fmt: skip
     def _refresh(_n, kinds, levels, tab, _closed):
         if tab != TAB:  # markers only while the tab is open; the timer idles
             if ctx.triggered_id == INTERVAL:
@@ -283,7 +285,7 @@ def register(app, settings) -> None:
         return summary_view(result), table_rows(result), markers(result)
 
     @app.callback(Output(SENSORS, "children"), Input(INTERVAL, "n_intervals"),
-                  Input(ids.PANEL_TABS, "value"), Input(CLOSED, "data"))  # fmt: skip
+                  Input(OPEN_TAB, "data"), Input(CLOSED, "data"))  # fmt: skip
     def _sensors(_n, tab, _closed):
         if tab != TAB:
             raise PreventUpdate
@@ -295,7 +297,7 @@ def register(app, settings) -> None:
 
     @app.callback(Output(CHOSEN, "data"), Output(ids.VIEW_REQUEST, "data", allow_duplicate=True),
                   Input(TABLE, "active_cell"), Input({"type": MARKER, "index": ALL}, "n_clicks"),
-                  Input(ids.MAP, "clickData"), State(TABLE, "derived_viewport_data"),
+                  Input(MAP_CLICK, "data"), State(TABLE, "derived_viewport_data"),
                   State(ids.PANEL_TABS, "value"), prevent_initial_call=True)  # fmt: skip
     def _choose(cell, _clicks, clicked, rows, tab):
         trigger = ctx.triggered_id

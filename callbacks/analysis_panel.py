@@ -95,15 +95,21 @@ def legend() -> html.Ul:
 
 
 def overlays() -> list:
-    """Map layers of the analysis: uncovered land, newly covered land, sites, the drawing tool."""
+    """Map layers of the analysis: uncovered land, newly covered land, sites, the drawing tool's
+    group."""
     return [
         dl.GeoJSON(id=UNCOVERED, style=UNCOVERED_STYLE, interactive=False),
         dl.GeoJSON(id=NEWLY, style=NEWLY_STYLE, interactive=False),
         dl.LayerGroup(id=SITE_MARKERS),
-        dl.FeatureGroup(dl.EditControl(id=DRAW, position="topleft", draw={
-            "polygon": True, "rectangle": True, "polyline": False, "circle": False,
-            "marker": False, "circlemarker": False}, edit={"edit": False})),
-    ]  # fmt: skip
+        dl.FeatureGroup(id=ids.panel_tools("analysis")),  # draw_tool, once the tab is opened
+    ]
+
+
+def draw_tool() -> dl.EditControl:
+    """The drawing tool (polygon, rectangle) for what-if parks and analysis areas."""
+    return dl.EditControl(id=DRAW, position="topleft", draw={
+        "polygon": True, "rectangle": True, "polyline": False, "circle": False,
+        "marker": False, "circlemarker": False}, edit={"edit": False})  # fmt: skip
 
 
 def analysis_of(facility: str) -> tuple[str, dict]:

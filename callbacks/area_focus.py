@@ -14,21 +14,27 @@ from runtime import runtime
 OUTLINE_STYLE = {"color": "#e65100", "weight": 3, "fill": False, "dashArray": "6 4"}
 
 
-def selector(area: str | None = None) -> html.Div:
-    """A searchable list of districts, their streets and communities (set to the URL's area)."""
+def selector(area: str | None = None, outline: dict | None = None) -> html.Div:
+    """A searchable list of districts, their streets and communities (set to the URL's area,
+    named from its outline until the whole list comes, once the map is drawn)."""
+    named = [{"label": f["properties"]["name"], "value": f["properties"]["code"]}
+             for f in (outline or {}).get("features", [])]  # fmt: skip
     return html.Div(
         className="area-selector",
         children=[
             dcc.Dropdown(
                 labels=DROPDOWN_LABELS,
                 id=ids.AREA_SELECT,
+                options=named,
                 value=area,
                 placeholder="选择区县 / 街道 / 社区…",
                 clearable=True,
                 optionHeight=30,
                 maxHeight=420,
             ),
-            dcc.Store(id=ids.AREA_VALUE, data=area),
+            # no `data` at all without an area: dcc.Store answers a null `data` at mount by
+            # setting it (to undefined), which would ask the server for the map state again
+            dcc.Store(id=ids.AREA_VALUE, **({"data": area} if area else {})),
         ],
     )
 
@@ -60,10 +66,11 @@ def focus(conn, code: str | None) -> tuple[dict | None, dict | None]:
 
 
 def register(app, settings) -> None:
-    """Options on load, and focusing on a chosen area."""
+    """Options once the map is drawn, and focusing on a chosen area."""
 
-    @app.callback(Output(ids.AREA_SELECT, "options"), Input(ids.URL, "pathname"))
-    def _options(_path):
+    @app.callback(Output(ids.AREA_SELECT, "options"), Input(ids.MAP_DRAWN, "data"),
+                  prevent_initial_call=True)  # fmt: skip
+    def _options(_drawn):  # once the first view is drawn: the map comes first
         with runtime().reads.connect() as conn:
             return area_options(conn)
 

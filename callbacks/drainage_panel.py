@@ -25,6 +25,7 @@ from runtime import runtime
 from services.archive import object_title
 
 CODE = "dr-code"
+CLICKED = ids.in_panel(ids.PANEL_OBJECT, "drainage")  # the clicked object, seen from the tab
 DIRECTION = "dr-direction"
 TRACE = "dr-trace"
 CATCHMENT = "dr-catchment"
@@ -227,9 +228,7 @@ def columns(kind: str) -> list[dict]:
 def register(app, settings) -> None:
     """Fill the code from a map click; run the four analyses; zoom from the table."""
 
-    @app.callback(
-        Output(CODE, "value"), Input(ids.CLICKED_STORE, "data"), prevent_initial_call=True
-    )
+    @app.callback(Output(CODE, "value"), Input(CLICKED, "data"), prevent_initial_call=True)
     def _clicked(clicked):
         layer = clicked.get("layer") if isinstance(clicked, dict) else None
         if layer not in DRAIN_LAYERS:

@@ -9,11 +9,20 @@ CLICKED_STORE = "clicked-object"
 VIEW_REQUEST = "view-request"
 LAYERS_SYNCED = "layers-synced"
 VIEW_APPLIED = "view-applied"
+MAP_DRAWN = "map-drawn"  # set once the first view's tiles are drawn: the side panel waits for it
 AREA_VALUE = "area-value"
 AREA_SELECT = "area-select"
 AREA_OUTLINE = "area-outline"
 MARKER_LAYER = "marker-layer"
 PANEL_TABS = "panel-tabs"
+PANEL_BODY = "panel-body"  # a lazily built tab's content
+PANEL_TOOLS = "panel-tools"  # a lazily built tab's tools on the map
+# Copies, inside each lazily built tab, of what its callbacks listen to outside it (a callback may
+# not mix inputs that exist with inputs of a tab not yet built): the open tab, map clicks, the
+# clicked object.
+PANEL_TAB = "panel-tab"
+PANEL_MAP_CLICK = "panel-map-click"
+PANEL_OBJECT = "panel-object"
 DISTRICT_LAYER = "district-layer"
 VT_HOST = "vector-tile-host"
 
@@ -39,3 +48,18 @@ BS_HOT = "bs-hot"
 BS_UPDATED = "bs-updated"
 BS_HOME = "bs-home"
 BS_HOMED = "bs-homed"
+
+
+def panel_body(tab: str) -> dict:
+    """Id of the content of a side-panel tab built when first opened."""
+    return {"type": PANEL_BODY, "tab": tab}
+
+
+def panel_tools(tab: str) -> dict:
+    """Id of the map layer group that takes a lazily built tab's map tools."""
+    return {"type": PANEL_TOOLS, "tab": tab}
+
+
+def in_panel(kind: str, tab: str) -> dict:
+    """Id of the copy of `kind` (PANEL_TAB, PANEL_MAP_CLICK, PANEL_OBJECT) inside a lazy tab."""
+    return {"type": kind, "tab": tab}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlencode
 
-from dash import ALL, ClientsideFunction, Input, Output, State, dcc, html
+from dash import ALL, MATCH, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
+from auth.access import layer_allowed
+from auth.accounts import User
+from auth.web import current_user
 from callbacks import ids
 from callbacks.ui import CODE_NAMES, DROPDOWN_LABELS
-from layers.registry import GROUPS, Layer
+from layers.registry import GROUPS, REGISTRY, Layer
 
 DEFAULT_ON = ("road", "green_space", "component_01")
 
@@ -20,11 +23,18 @@ def layer_id(kind: str, layer: str, field: str | None = None) -> dict:
         "type": kind, "layer": layer, "field": field}  # fmt: skip
 
 
-def initial_values(layers: list[Layer], search: str) -> dict:
-    """Control values for a page URL, so the first map state needs no extra round trip."""
+def control_ids(layers: list[Layer]) -> tuple[list, list, list]:
+    """Ids (without their type) of the layer switches, the code-list filters and the date ranges,
+    in the order the tree lays them out."""
     on_ids = [{"layer": x.id} for x in layers]
     f_ids = [{"layer": x.id, "field": f.name} for x in layers for f in x.filterable if not f.range]
     r_ids = [{"layer": x.id, "field": f.name} for x in layers for f in x.filterable if f.range]
+    return on_ids, f_ids, r_ids
+
+
+def initial_values(layers: list[Layer], search: str) -> dict:
+    """Control values for a page URL, so the first map state needs no extra round trip."""
+    on_ids, f_ids, r_ids = control_ids(layers)
     c = query_to_controls(search, on_ids, on_ids, f_ids, r_ids)
     key = lambda i: (i["layer"], i.get("field"))  # noqa: E731
     return {
@@ -36,6 +46,18 @@ def initial_values(layers: list[Layer], search: str) -> dict:
         "area": c["area"] if c["area"] and c["area"].isdigit() else None,
         "view": c["view"],
     }
+
+
+def initial_state(layers: list[Layer], init: dict) -> dict:
+    """The map state of the controls as `tree` sets them (what the state callback would answer),
+    so the page draws its first tiles without a round trip to the server."""
+    on_ids, f_ids, r_ids = control_ids(layers)
+    key = lambda i: (i["layer"], i.get("field"))  # noqa: E731
+    return build_state([init["on"][i["layer"]] for i in on_ids],
+                       [init["opacity"][i["layer"]] for i in on_ids], on_ids, on_ids,
+                       [init["filter"][key(i)] for i in f_ids], f_ids,
+                       [init["start"][key(i)] for i in r_ids], [init["end"][key(i)] for i in r_ids],
+                       r_ids, init["area"])  # fmt: skip
 
 
 def tree(layers: list[Layer], init: dict) -> html.Div:
@@ -51,7 +73,7 @@ def tree(layers: list[Layer], init: dict) -> html.Div:
 
 
 def layer_item(layer: Layer, init: dict) -> html.Div:
-    """One layer: checkbox, opacity, filters and legend."""
+    """One layer: checkbox, and the details of a switched-on layer (shown only while it is on)."""
     return html.Div(
         className="layer-item",
         children=[
@@ -62,23 +84,39 @@ def layer_item(layer: Layer, init: dict) -> html.Div:
                 className="layer-check",
             ),
             html.Div(
+                id=layer_id("layer-details", layer.id),
                 className="layer-details",
-                children=[
-                    dcc.Slider(
-                        id=layer_id("layer-opacity", layer.id),
-                        min=0,
-                        max=1,
-                        step=0.1,
-                        value=init["opacity"][layer.id],
-                        marks=None,
-                        tooltip={"placement": "bottom"},
-                    ),
-                    *[filter_control(layer, f, init) for f in layer.filterable],
-                    legend(layer),
-                ],
+                children=layer_details(layer, init) if init["on"][layer.id] else None,
             ),
         ],
     )
+
+
+def layer_details(layer: Layer, init: dict) -> list:
+    """Opacity, filters and legend of a layer. Built for the layers on in the page's URL, and for
+    the others when first switched on (show_details): the ones off are hidden anyway, and some
+    250 hidden sliders, drop-downs and legend rows made the page's first render slower."""
+    return [
+        dcc.Slider(
+            id=layer_id("layer-opacity", layer.id),
+            min=0,
+            max=1,
+            step=0.1,
+            value=init["opacity"][layer.id],
+            marks=None,
+            tooltip={"placement": "bottom"},
+        ),
+        *[filter_control(layer, f, init) for f in layer.filterable],
+        legend(layer),
+    ]
+
+
+def show_details(layer_name, on, shown, user: User) -> list:
+    """Details of a layer just switched on, at their defaults (PreventUpdate: nothing to build)."""
+    layer = REGISTRY.get(layer_name) if isinstance(layer_name, str) else None
+    if layer is None or not layer_allowed(user, layer) or not on or shown:
+        raise PreventUpdate
+    return layer_details(layer, initial_values([layer], ""))
 
 
 def filter_control(layer: Layer, field, init: dict) -> html.Div:
@@ -204,9 +242,18 @@ def register(app) -> None:
         Input({"type": "layer-range", "layer": ALL, "field": ALL}, "start_date"),
         Input({"type": "layer-range", "layer": ALL, "field": ALL}, "end_date"),
         Input(ids.AREA_VALUE, "data"), *id_states,
+        prevent_initial_call=True,  # the layout carries the first state (initial_state)
     )  # fmt: skip
     def _state(on_v, op_v, f_v, r_a, r_b, area, on_ids, op_ids, f_ids, r_ids):
         return build_state(on_v, op_v, on_ids, op_ids, f_v, f_ids, r_a, r_b, r_ids, area)
+
+    @app.callback(Output(layer_id("layer-details", MATCH), "children"),
+                  Input(layer_id("layer-on", MATCH), "value"),
+                  State(layer_id("layer-details", MATCH), "children"), prevent_initial_call=True)  # fmt: skip
+    def _details(on, shown):
+        target = ctx.outputs_list if isinstance(ctx.outputs_list, dict) else {}
+        layer = target.get("id", {}).get("layer") if isinstance(target.get("id"), dict) else None
+        return show_details(layer, on, shown, current_user())
 
     @app.callback(Output(ids.URL, "search"), Input(ids.STATE_STORE, "data"),
                   Input(ids.MAP, "zoom"), Input(ids.MAP, "center"), prevent_initial_call=True)  # fmt: skip
@@ -218,6 +265,10 @@ def register(app) -> None:
     app.clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="syncLayers"),
         Output(ids.LAYERS_SYNCED, "data"), Input(ids.STATE_STORE, "data"), State(ids.REGISTRY_STORE, "data"),
+    )  # fmt: skip
+    app.clientside_callback(
+        ClientsideFunction(namespace="onemap", function_name="whenDrawn"),
+        Output(ids.MAP_DRAWN, "data"), Input(ids.LAYERS_SYNCED, "data"), State(ids.MAP_DRAWN, "data"),
     )  # fmt: skip
     app.clientside_callback(
         ClientsideFunction(namespace="onemap", function_name="applyView"),

@@ -49,12 +49,13 @@ def layout(settings: Settings, user: User, query: str) -> html.Div:
         children=[
             dcc.Location(id=ids.URL, refresh=False),
             dcc.Store(id=ids.REGISTRY_STORE, data=[layer_json(x) for x in layers]),
-            dcc.Store(id=ids.STATE_STORE),
+            dcc.Store(id=ids.STATE_STORE, data=layer_tree.initial_state(layers, init)),
+            dcc.Store(id=ids.MAP_DRAWN),
             dcc.Store(id=ids.CLICKED_STORE),
             dcc.Store(id=ids.VIEW_REQUEST, data=init["view"] or area_view),
             dcc.Store(id=ids.LAYERS_SYNCED),
             dcc.Store(id=ids.VIEW_APPLIED),
-            header(settings, user, init["area"]),
+            header(settings, user, init["area"], outline),
             html.Main(
                 className="onemap-main",
                 children=[
@@ -75,14 +76,14 @@ def area_start(settings: Settings, code: str | None) -> tuple[dict | None, dict 
         return area_focus.focus(conn, code)
 
 
-def header(settings: Settings, user, area: str | None) -> html.Header:
+def header(settings: Settings, user, area: str | None, outline: dict | None) -> html.Header:
     """Title, search box and area selector."""
     return html.Header(
         className="onemap-header",
         children=[
             html.H1(settings.title),
             side_panel.search_box(),
-            area_focus.selector(area),
+            area_focus.selector(area, outline),
             bigscreen.pin_control(settings, user),
             html.Div(
                 className="user-box",
@@ -185,4 +186,6 @@ def register(app, settings: Settings) -> None:
     bigscreen.register_pin(app, settings)
 
 
-PAGE = Page(path="/", title="一张图", layout=layout, register=register)
+PAGE = Page(
+    path="/", title="一张图", layout=layout, register=register, later=side_panel.lazy_panels
+)

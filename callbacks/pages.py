@@ -21,8 +21,10 @@ from auth.roles import ROLES
 from auth.web import current_user
 from settings import Settings
 
-# Dash checks callback ids against a layout built once at start-up and embeds it in every page:
-# it is built for a role without restricted layers, so no restricted metadata reaches any page.
+# Dash checks callback ids against a layout built once at start-up. In debug mode it embeds that
+# layout in every page for the browser's dev tools to check too (in production the check's
+# findings would show nowhere, and the embedded copy doubled the page's HTML): it is built for a
+# role without restricted layers, so no restricted metadata reaches any page.
 VALIDATION_USER = User(0, "layout-check", ROLES["planner"], ())
 
 
@@ -34,6 +36,8 @@ class Page:
     title: str
     layout: Callable[[Settings, User, str], html.Div]  # (settings, user, URL query) -> layout
     register: Callable[[Dash, Settings], None]
+    # what the page builds later by callbacks (lazily opened tabs), for the check of callback ids
+    later: Callable[[User], list] = lambda _user: []
 
 
 def page_for(pages: tuple[Page, ...], path: str) -> Page:
@@ -53,7 +57,8 @@ def requested_page() -> tuple[str, str]:
 
 def install(app: Dash, settings: Settings, pages: tuple[Page, ...]) -> None:
     """Serve the pages' layouts, register their callbacks and the validation layout."""
-    app.validation_layout = html.Div([p.layout(settings, VALIDATION_USER, "") for p in pages])
+    app.validation_layout = html.Div([part for p in pages for part in (
+        p.layout(settings, VALIDATION_USER, ""), *p.later(VALIDATION_USER))])  # fmt: skip
 
     def layout():
         path, query = requested_page()

@@ -59,6 +59,7 @@ SHORTAGE_TABLE = "pk-shortage-table"
 PICK = "pk-pick"
 PICK_HINT = "pk-pick-hint"
 ORIGIN = "pk-origin"
+MAP_CLICK = ids.in_panel(ids.PANEL_MAP_CLICK, "parking")  # a map click, seen from the tab
 ADDRESS = "pk-address"
 ADDRESS_GO = "pk-address-go"
 NEAREST = "pk-nearest"
@@ -311,7 +312,7 @@ def nearest_view(answer: dict) -> tuple:
 
 def origin_of(trigger, origin, address) -> tuple[float, float] | tuple[None, None]:
     """(lon, lat) to search from: a picked map point, or the first hit of the address."""
-    if trigger in (ORIGIN, ids.MAP):
+    if trigger in (ORIGIN, MAP_CLICK):
         if not isinstance(origin, dict):
             raise BadRequest("请在地图上点击一个位置")
         return origin.get("lng"), origin.get("lat")
@@ -416,10 +417,10 @@ def register(app, settings) -> None:
                   Output(NEAREST_LAYER, "children"),
                   Output(ids.VIEW_REQUEST, "data", allow_duplicate=True),
                   Input(ORIGIN, "data"), Input(ADDRESS_GO, "n_clicks"),
-                  Input(ADDRESS, "n_submit"), Input(ids.MAP, "clickData"), State(ADDRESS, "value"),
+                  Input(ADDRESS, "n_submit"), Input(MAP_CLICK, "data"), State(ADDRESS, "value"),
                   State(ids.PANEL_TABS, "value"), prevent_initial_call=True)  # fmt: skip
     def _nearest(origin, _go, _submit, clicked, address, tab):
-        if ctx.triggered_id == ids.MAP:  # a plain map click counts while this tab is open
+        if ctx.triggered_id == MAP_CLICK:  # a plain map click counts while this tab is open
             if tab != "parking":
                 raise PreventUpdate
             origin = clicked.get("latlng") if isinstance(clicked, dict) else None

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dash_leaflet as dl
-import plotly.graph_objects as go
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from analytics.duplicates import similar_to_case
@@ -49,21 +48,71 @@ def search_box() -> html.Div:
     )
 
 
+# Analysis tabs are built on first opening (mount_panel): the page's first render carries and
+# wires only what is shown, and their lists and timers start when someone looks at them.
+LAZY_TABS = {
+    "analysis": ("分析", analysis_panel.panel),
+    "cases": ("案件分析", case_panel.panel),
+    "parking": ("停车分析", parking_panel.panel),
+    "drainage": ("排水分析", drainage_panel.panel),
+    "alarms": ("预警", alarm_panel.panel),
+}
+LAZY_TOOLS = {"analysis": analysis_panel.draw_tool}  # map tools that come with their tab
+
+
 def panel(user: User) -> dcc.Tabs:
-    """Tabs of the side panel, each with a loading indicator."""
+    """Tabs of the side panel, each with a loading indicator (analysis tabs empty until opened)."""
+    lazy = [dcc.Tab(label=label, value=value, children=dcc.Loading(html.Div(
+                id=ids.panel_body(value), className="panel-body")))
+            for value, (label, _build) in LAZY_TABS.items()]  # fmt: skip
     return dcc.Tabs(id=ids.PANEL_TABS, value="stats", className="panel-tabs", children=[
-        dcc.Tab(label="统计", value="stats", children=dcc.Loading(html.Div(id=STATS_ID))),
+        dcc.Tab(label="统计", value="stats", children=dcc.Loading(html.Div(
+            id=STATS_ID, children=html.P("地图加载后显示统计", className="hint")))),
         dcc.Tab(label="档案", value="archive", children=dcc.Loading(html.Div(
             id=ARCHIVE_ID, children=html.P("点击地图上的对象查看档案", className="hint")))),
         dcc.Tab(label="查询", value="search", children=[
             dcc.Loading(html.Div(id=RESULTS_ID)), dcc.Store(id=RESULTS_STORE),
             html.Div(id=LOCATION_ID, children=html.P("点击地图任意位置查询地址与网格", className="hint"))]),
-        dcc.Tab(label="分析", value="analysis", children=analysis_panel.panel(user)),
-        dcc.Tab(label="案件分析", value="cases", children=case_panel.panel(user)),
-        dcc.Tab(label="停车分析", value="parking", children=parking_panel.panel(user)),
-        dcc.Tab(label="排水分析", value="drainage", children=drainage_panel.panel(user)),
-        dcc.Tab(label="预警", value="alarms", children=alarm_panel.panel(user)),
+        *lazy,
     ])  # fmt: skip
+
+
+def lazy_panels(user: User) -> list:
+    """Every lazily built tab's content and tools (for Dash's check of callback ids)."""
+    return [[*mirrors(tab), build(user)] for tab, (_label, build) in LAZY_TABS.items()] + [
+        tool() for tool in LAZY_TOOLS.values()
+    ]
+
+
+MIRRORED = ((ids.PANEL_TAB, ids.PANEL_TABS, "value"), (ids.PANEL_MAP_CLICK, ids.MAP, "clickData"),
+            (ids.PANEL_OBJECT, ids.CLICKED_STORE, "data"))  # fmt: skip
+
+
+def mirrors(tab: str) -> list:
+    """The copies a lazily built tab's callbacks listen to (the open tab is this one)."""
+    return [dcc.Store(id=ids.in_panel(ids.PANEL_TAB, tab), data=tab),
+            dcc.Store(id=ids.in_panel(ids.PANEL_MAP_CLICK, tab)),
+            dcc.Store(id=ids.in_panel(ids.PANEL_OBJECT, tab))]  # fmt: skip
+
+
+def listed_tabs(outputs) -> list:
+    """The tab named by each output of a wildcard output list (sent by the page: untrusted)."""
+    if not isinstance(outputs, list):
+        raise PreventUpdate
+    ids_ = [o.get("id") if isinstance(o, dict) else None for o in outputs]
+    return [i.get("tab") if isinstance(i, dict) else None for i in ids_]
+
+
+def mount_panel(tab, tabs: list[str], bodies, tool_tabs: list[str], user: User) -> tuple:
+    """(tab bodies, map tools) after opening `tab`: its content built for this user and its map
+    tools added if it was still empty, everything else left as it is."""
+    if not isinstance(tab, str) or tab not in LAZY_TABS or tab not in tabs:
+        raise PreventUpdate
+    if not isinstance(bodies, list) or len(bodies) != len(tabs) or bodies[tabs.index(tab)]:
+        raise PreventUpdate
+    body = [[*mirrors(tab), LAZY_TABS[tab][1](user)] if t == tab else no_update for t in tabs]
+    tools = [LAZY_TOOLS[t]() if t == tab and t in LAZY_TOOLS else no_update for t in tool_tabs]
+    return body, tools
 
 
 # --- statistics --------------------------------------------------------------------------
@@ -92,24 +141,28 @@ def stats_figures(conn, state, user: User) -> list:
 
 
 def stats_card(layer, by, result: dict) -> html.Div:
-    """A titled plotly bar chart of one layer's counts."""
+    """A titled bar list of one layer's counts: label, bar (longest = most) and count.
+
+    Plain HTML, not a plotly figure: the statistics tab is open on every page load, and plotly's
+    4.8 MB script would be fetched and compiled for it each time."""
     where = result["area_name"] or "全部区域"
-    title = html.H3(f"{layer.title}·按{by.title}（{where}，共 {result['total']:,} 个）")
+    total = result["total"]
+    title = html.H3(f"{layer.title}·按{by.title}（{where}，共 {total:,} 个）")
     if not result["groups"]:
         return html.Div(
             [title, html.P("该区域内没有数据", className="hint")], className="stats-card"
         )
     names = CODE_NAMES.get(by.name, {})
-    labels = [names.get(g["value"], g["value"] or "（空）") for g in result["groups"]]
-    fig = go.Figure(go.Bar(x=[g["count"] for g in result["groups"]], y=labels, orientation="h",
-                           marker_color=layer.style.color))  # fmt: skip
-    fig.update_layout(height=60 + 22 * len(labels), margin={"l": 8, "r": 8, "t": 8, "b": 8},
-                      yaxis={"autorange": "reversed"}, font={"size": 11},
-                      paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")  # fmt: skip
-    return html.Div(className="stats-card", children=[
-        title,
-        dcc.Graph(figure=fig, config={"displayModeBar": False}),
-    ])  # fmt: skip
+    top = max(g["count"] for g in result["groups"]) or 1
+    rows = []
+    for g in result["groups"]:
+        label = names.get(g["value"], g["value"] or "（空）")
+        share = f"{g['count'] / total:.1%}" if total else "—"
+        bar = html.Div(className="stats-bar", style={
+            "width": f"{100 * g['count'] / top:.1f}%", "background": layer.style.color})  # fmt: skip
+        rows.append(html.Tr([html.Th(label, title=label), html.Td(bar, className="stats-bar-cell"),
+                             html.Td(f"{g['count']:,}", title=share, className="stats-count")]))  # fmt: skip
+    return html.Div([title, html.Table(rows, className="stats-bars")], className="stats-card")
 
 
 # --- archive ------------------------------------------------------------------------------
@@ -220,12 +273,28 @@ def error_note(exc: OneMapError) -> html.P:
 def register(app, settings) -> None:
     """Statistics, archive, search and map-click callbacks (each over one service)."""
 
-    @app.callback(Output(STATS_ID, "children"), Input(ids.STATE_STORE, "data"))
-    def _stats(state):
+    @app.callback(Output(STATS_ID, "children"), Input(ids.STATE_STORE, "data"),
+                  Input(ids.MAP_DRAWN, "data"), prevent_initial_call=True)  # fmt: skip
+    def _stats(state, _drawn):  # first asked for once the map has drawn its first view
         if not state:
             raise PreventUpdate
         with runtime().reads.connect() as conn:
             return stats_figures(conn, state, current_user())
+
+    @app.callback(Output(ids.panel_body(ALL), "children"), Output(ids.panel_tools(ALL), "children"),
+                  Input(ids.PANEL_TABS, "value"), State(ids.panel_body(ALL), "children"),
+                  prevent_initial_call=True)  # fmt: skip
+    def _mount(tab, bodies):
+        outputs = ctx.outputs_list if isinstance(ctx.outputs_list, list) else []
+        if len(outputs) != 2:
+            raise PreventUpdate
+        tabs, tool_tabs = (listed_tabs(outs) for outs in outputs)
+        return mount_panel(tab, tabs, bodies, tool_tabs, current_user())
+
+    for kind, source, prop in MIRRORED:
+        app.clientside_callback(ClientsideFunction("onemap_panel", "mirror"),
+                                Output(ids.in_panel(kind, ALL), "data"), Input(source, prop),
+                                prevent_initial_call=True)  # fmt: skip
 
     @app.callback(Output(ARCHIVE_ID, "children"), Output(ids.PANEL_TABS, "value"),
                   Input(ids.CLICKED_STORE, "data"), prevent_initial_call=True)  # fmt: skip

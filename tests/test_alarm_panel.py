@@ -16,7 +16,11 @@ from auth.accounts import User
 from auth.roles import ROLES
 from callbacks import alarm_panel
 from tests.conftest import auth, district_token
-from tests.test_handlers import callback, registered_output
+from tests.test_handlers import callback, prop_id, registered_output
+
+# what the tab's callbacks see of the side panel's open tab and of map clicks (copies in the tab)
+OPEN_TAB = {"type": "panel-tab", "tab": "alarms"}
+MAP_CLICK = {"type": "panel-map-click", "tab": "alarms"}
 
 GEOD = Geod(ellps="GRS80")
 REFRESH = [("al-summary", "children"), ("al-table", "data"), ("al-markers", "children")]
@@ -30,11 +34,11 @@ ACTIVE_SQL = """SELECT a.id FROM alarm a JOIN sensor s ON s.id = a.sensor_id
 def refresh(client, headers, kinds=None, levels=None, tab="alarms", trigger="al-interval") -> dict:
     """The list, badges and markers as the timer (or another trigger) asks for them."""
     inputs = [("al-interval", "n_intervals", 1), ("al-kind", "value", kinds),
-              ("al-level", "value", levels), ("panel-tabs", "value", tab), ("al-closed", "data", None)]  # fmt: skip
+              ("al-level", "value", levels), (OPEN_TAB, "data", tab), ("al-closed", "data", None)]  # fmt: skip
     body = {"output": registered_output(client, REFRESH),
             "outputs": [{"id": i, "property": p} for i, p in REFRESH],
             "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs], "state": [],
-            "changedPropIds": [next(f"{i}.{p}" for i, p, _ in inputs if i == trigger)]}  # fmt: skip
+            "changedPropIds": [next(prop_id(i, p) for i, p, _ in inputs if i == trigger)]}  # fmt: skip
     resp = client.post("/_dash-update-component", json=body, headers=headers)
     assert resp.status_code in (200, 204), resp.data[:300]
     return (resp.get_json() or {}).get("response", {})
@@ -61,11 +65,11 @@ def choose(client, headers, *, cell=None, rows=(), marker=None, click=None, tab=
                 "value": 1 if marker else None}]  # fmt: skip
     changed = ("al-table.active_cell" if cell is not None else
                json.dumps(markers[0]["id"], separators=(",", ":"), sort_keys=True) + ".n_clicks"
-               if marker else "onemap-map.clickData")  # fmt: skip
+               if marker else prop_id(MAP_CLICK, "data"))  # fmt: skip
     body = {"output": registered_output(client, CHOOSE),
             "outputs": [{"id": i, "property": p} for i, p in CHOOSE],
             "inputs": [{"id": "al-table", "property": "active_cell", "value": cell}, markers,
-                       {"id": "onemap-map", "property": "clickData", "value": click}],
+                       {"id": MAP_CLICK, "property": "data", "value": click}],
             "state": [{"id": "al-table", "property": "derived_viewport_data", "value": list(rows)},
                       {"id": "panel-tabs", "property": "value", "value": tab}],
             "changedPropIds": [changed]}  # fmt: skip
@@ -135,7 +139,7 @@ def test_a_district_user_sees_only_alarms_in_the_street(client, demo_engine, dem
 
 
 def test_markers_only_while_the_tab_is_open(client, role_tokens):
-    resp = refresh(client, auth(role_tokens, "operator"), tab="stats", trigger="panel-tabs")
+    resp = refresh(client, auth(role_tokens, "operator"), tab="stats", trigger=OPEN_TAB)
     assert resp["al-markers"]["children"] == []
     assert "al-table" not in resp  # the list is left as it was
     assert refresh(client, auth(role_tokens, "operator"), tab="stats") == {}  # the timer idles
@@ -143,7 +147,7 @@ def test_markers_only_while_the_tab_is_open(client, role_tokens):
 
 def test_sensor_summary_counts_kinds_and_states(client, role_tokens, demo_engine):
     out = callback(client, auth(role_tokens, "kiosk"), [("al-sensors", "children")],
-                   [("al-interval", "n_intervals", 1), ("panel-tabs", "value", "alarms"),
+                   [("al-interval", "n_intervals", 1), (OPEN_TAB, "data", "alarms"),
                     ("al-closed", "data", None)])  # fmt: skip
     table = out["response"]["al-sensors"]["children"]["props"]["children"]
     shown = {r["props"]["children"][0]["props"]["children"]:

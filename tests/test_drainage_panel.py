@@ -10,6 +10,8 @@ from tests.conftest import auth, save_artifact
 from tests.test_handlers import callback, registered_output
 from tests.test_map_page import errors, open_page
 
+CLICKED = {"type": "panel-object", "tab": "drainage"}  # the clicked object, as the tab sees it
+
 OUTPUTS = [("dr-result", "children"), ("dr-table", "columns"), ("dr-table", "data"),
            ("dr-overlay", "data"), ("view-request", "data")]  # fmt: skip
 
@@ -96,7 +98,7 @@ def test_clicking_a_well_fills_its_code(client, role_tokens, demo_engine, well):
             text("SELECT id FROM drain_well WHERE code = :c"), {"c": well}
         ).scalar()
     out = callback(client, auth(role_tokens, "operator"), [("dr-code", "value")],
-                   [("clicked-object", "data", {"layer": "drain_well", "id": well_id})])  # fmt: skip
+                   [(CLICKED, "data", {"layer": "drain_well", "id": well_id})])  # fmt: skip
     assert out["response"]["dr-code"]["value"] == well
 
 
@@ -107,7 +109,7 @@ def test_tracing_from_the_tab_draws_the_network(live_server, browser, well):
     browser.find_element(
         By.XPATH, "//div[contains(@class,'tab') and normalize-space()='排水分析']"
     ).click()
-    box = browser.find_element(By.ID, "dr-code")
+    box = wait.until(lambda d: d.find_element(By.ID, "dr-code"))  # the tab is built on opening
     wait.until(lambda d: box.is_displayed())
     box.send_keys(well)
     browser.find_element(By.ID, "dr-trace").click()

@@ -6,6 +6,8 @@ what a page callback lets through is checked against the same rules as the JSON 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -32,11 +34,18 @@ def callback(client, headers, outputs, inputs, state=()) -> dict:
         if len(outputs) > 1 else {"id": outputs[0][0], "property": outputs[0][1]},
         "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
         "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "changedPropIds": [prop_id(inputs[0][0], inputs[0][1])],
     }  # fmt: skip
     resp = client.post("/_dash-update-component", json=body, headers=headers)
     assert resp.status_code in (200, 204), (resp.status_code, resp.data[:300])
     return resp.get_json() or {}
+
+
+def prop_id(component_id, prop: str) -> str:
+    """How the browser names a changed property (a dict id as compact, sorted JSON)."""
+    if isinstance(component_id, dict):
+        component_id = json.dumps(component_id, separators=(",", ":"), sort_keys=True)
+    return f"{component_id}.{prop}"
 
 
 def registered_output(client, outputs) -> str:
@@ -247,8 +256,42 @@ def test_code_search_is_scoped_before_its_limit(client, role_tokens, demo_engine
 def test_pages_embed_no_restricted_metadata(client, role_tokens):
     page = client.get("/", headers={**auth(role_tokens, "admin"), "Accept": "text/html"})
     config = page.get_data(as_text=True).split('id="_dash-config"', 1)[1].split("</script>", 1)[0]
-    assert "validation_layout" in config  # Dash embeds the layout it checks callbacks against
+    assert "validation_layout" not in config  # embedded for the browser's check in debug mode only
     assert "stream_url" not in config and "/tiles/camera/" not in config
+    assert len(page.get_data()) < 20_000  # the page itself is small: the layout comes separately
+
+
+def layout_ids(node, found: list) -> list:
+    """Every component id in a layout tree (dash-leaflet components hold children too)."""
+    if isinstance(node, list | tuple):
+        for child in node:
+            layout_ids(child, found)
+    elif hasattr(node, "to_plotly_json"):
+        if getattr(node, "id", None) is not None:
+            found.append(node.id)
+        layout_ids(getattr(node, "children", None), found)
+    return found
+
+
+def test_every_callback_id_is_in_the_validation_layout(dash_app):
+    """Dash checks callback ids against the layout in the browser only in debug mode; here every
+    fixed id of every callback of every page, lazily built tabs included, is looked up in the
+    layout the app validates with (ids with ALL/MATCH may match nothing until data arrives)."""
+    ids = {json.dumps(i, sort_keys=True) if isinstance(i, dict) else i
+           for i in layout_ids(dash_app.validation_layout, [])}  # fmt: skip
+    missing = []
+    for key, cb in dash_app.callback_map.items():
+        outputs = [o.rsplit(".", 1)[0].split("@")[0] for o in key.strip(".").split("...")]
+        for dep in [*outputs, *(d["id"] for d in cb["inputs"] + cb["state"])]:
+            fixed = json.loads(dep) if dep.startswith("{") else dep
+            if isinstance(fixed, dict):
+                if any(isinstance(v, list) for v in fixed.values()):
+                    continue  # a wildcard
+                fixed = json.dumps(fixed, sort_keys=True)
+            if fixed not in ids:
+                missing.append((key[:60], dep))
+    assert not missing, missing
+    assert {"al-interval", "dr-code", "an-draw"} <= ids  # built on opening their tabs
 
 
 def test_analysis_panel_runs_coverage_and_what_if(client, role_tokens, demo_engine):

@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import auth
-from tests.test_handlers import callback, registered_output
+from tests.test_handlers import callback, prop_id, registered_output
+
+MAP_CLICK = {"type": "panel-map-click", "tab": "parking"}  # map clicks, as the tab sees them
 
 CITY = ZoneInfo("Asia/Shanghai")
 MEASURES_OUT = [("pk-summary", "children"), ("pk-profile", "figure"), ("pk-ranking", "figure"),
@@ -49,14 +51,14 @@ def nearest(
 ) -> dict:
     """The nearest-lots callback's answer for a picked point, an address or a map click."""
     changed = {"pk-origin": "pk-origin.data", "address": "pk-address-go.n_clicks",
-               "map": "onemap-map.clickData"}[trigger]  # fmt: skip
+               "map": prop_id(MAP_CLICK, "data")}[trigger]  # fmt: skip
     body = {
         "output": registered_output(client, NEAREST_OUT),
         "outputs": [{"id": i, "property": p} for i, p in NEAREST_OUT],
         "inputs": [{"id": "pk-origin", "property": "data", "value": origin},
                    {"id": "pk-address-go", "property": "n_clicks", "value": 1},
                    {"id": "pk-address", "property": "n_submit", "value": 0},
-                   {"id": "onemap-map", "property": "clickData", "value": click}],
+                   {"id": MAP_CLICK, "property": "data", "value": click}],
         "state": [{"id": "pk-address", "property": "value", "value": address},
                   {"id": "panel-tabs", "property": "value", "value": tab}],
         "changedPropIds": [changed],
