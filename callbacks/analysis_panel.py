@@ -19,6 +19,7 @@ from analytics.coverage_rules import PARK_RULES
 from auth.accounts import User
 from callbacks import ids
 from callbacks.analyses import run
+from callbacks.ui import acted
 from errors import OneMapError
 
 FACILITY = "an-facility"
@@ -239,6 +240,8 @@ def register(app, settings) -> None:
                   State(RULES, "value"), State(ids.AREA_VALUE, "data"), State(DRAWN_AREA, "data"),
                   prevent_initial_call=True)  # fmt: skip
     def _run(_n, facility, mode, rules, area, drawn_area):
+        if not acted():  # the tab was just built: nothing clicked yet
+            raise PreventUpdate
         analysis_id, params = analysis_of(facility if isinstance(facility, str) else "")
         params |= (
             {"area": area or None, "mode": mode} if facility != "camera" else {"area": area or None}
@@ -269,6 +272,8 @@ def register(app, settings) -> None:
                   Input(SITE_RUN, "n_clicks"), State(SITE_K, "value"), State(SITE_SIZE, "value"),
                   State(RULES, "value"), State(ids.AREA_VALUE, "data"), prevent_initial_call=True)  # fmt: skip
     def _sites(_n, k, size, rules, area):
+        if not acted():  # the tab was just built: nothing clicked yet
+            raise PreventUpdate
         if not ctx.triggered_id:
             raise PreventUpdate
         params = {"area": area or None, "k": k, "size_m2": size, "rules": rules}

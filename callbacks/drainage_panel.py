@@ -19,7 +19,7 @@ from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
 from callbacks.analyses import run
-from callbacks.ui import row_view
+from callbacks.ui import acted, row_view
 from errors import OneMapError
 from runtime import runtime
 from services.archive import object_title
@@ -248,6 +248,8 @@ def register(app, settings) -> None:
                   Input(RISK, "n_clicks"), State(CODE, "value"), State(DIRECTION, "value"),
                   State(ids.AREA_VALUE, "data"), prevent_initial_call=True)  # fmt: skip
     def _run(_t, _c, _q, _r, code, direction, area):
+        if not acted():  # the tab was just built: nothing clicked yet
+            raise PreventUpdate
         try:
             if ctx.triggered_id == TRACE:
                 out = trace_view(code, direction)

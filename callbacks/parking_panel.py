@@ -30,7 +30,7 @@ from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
 from callbacks.analyses import run
-from callbacks.ui import row_view
+from callbacks.ui import acted, row_view
 from errors import BadRequest, OneMapError
 from layers.registry import REGISTRY
 from runtime import runtime
@@ -420,6 +420,8 @@ def register(app, settings) -> None:
                   Input(ADDRESS, "n_submit"), Input(MAP_CLICK, "data"), State(ADDRESS, "value"),
                   State(ids.PANEL_TABS, "value"), prevent_initial_call=True)  # fmt: skip
     def _nearest(origin, _go, _submit, clicked, address, tab):
+        if not acted():  # the tab was just built: nothing clicked yet
+            raise PreventUpdate
         if ctx.triggered_id == MAP_CLICK:  # a plain map click counts while this tab is open
             if tab != "parking":
                 raise PreventUpdate

@@ -1,5 +1,7 @@
 """Shared UI text: Chinese labels for Dash components and names of code values."""
 
+from dash import ctx
+
 from geodata import catalog
 
 DROPDOWN_LABELS = {
@@ -26,3 +28,11 @@ def row_view(cell, rows, zoom: int = 17) -> dict | None:
         return {"center": [float(row["lat"]), float(row["lon"])], "zoom": zoom}
     except (TypeError, ValueError, KeyError, IndexError):
         return None
+
+
+def acted() -> bool:
+    """Whether someone did something: an input that triggered this call holds a value (a click
+    counted, a point picked). Dash also calls a tab's callbacks whose outputs lie outside the tab
+    when the tab is built (side_panel.mount_panel), with every input at its empty start value and
+    regardless of prevent_initial_call: such a call must not run an analysis."""
+    return any(t.get("value") not in (None, 0, "", [], {}) for t in ctx.triggered)

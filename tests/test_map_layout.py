@@ -67,7 +67,7 @@ def test_first_state_is_what_the_state_callback_answers(client, role_tokens):
             "state": [[{"id": i, "property": "id", "value": i} for i, _, _ in group]
                       for group in (inputs, opacities, filters)]
                      + [[{"id": r["id"], "property": "id", "value": r["id"]} for r in ranges]],
-            "changedPropIds": []}  # fmt: skip
+            "changedPropIds": ["area-value.data"]}  # fmt: skip
     resp = client.post("/_dash-update-component", json=body, headers=headers)
     assert resp.status_code == 200, resp.data[:300]
     answered = resp.get_json()["response"]["map-state"]["data"]
@@ -146,3 +146,26 @@ def test_statistics_bars_are_proportional():
     assert widths == ["100.0%", "33.3%"]
     assert [r.children[2].children for r in rows] == ["30", "10"]
     assert [r.children[2].title for r in rows] == ["75.0%", "25.0%"]
+
+
+def test_building_a_tab_runs_no_analysis(client, role_tokens):
+    """Dash calls a tab's callbacks whose outputs lie outside it when the tab is built, with the
+    inputs at their start values and despite prevent_initial_call; siting must not run then."""
+    headers = auth(role_tokens, "planner")
+    key = next(k for k in client.callback_keys if "an-sites.children" in k)
+
+    def sites(n_clicks: int):
+        body = {"output": key,
+                "outputs": [{"id": "an-sites", "property": "children"},
+                            {"id": "an-site-markers", "property": "children"}],
+                "inputs": [{"id": "an-site-run", "property": "n_clicks", "value": n_clicks}],
+                "state": [{"id": "an-site-k", "property": "value", "value": 1},
+                          {"id": "an-site-size", "property": "value", "value": 5000},
+                          {"id": "an-rules", "property": "value", "value": "5000:500"},
+                          {"id": "area-value", "property": "data", "value": None}],
+                "changedPropIds": ["an-site-run.n_clicks"]}  # fmt: skip
+        return client.post("/_dash-update-component", json=body, headers=headers)
+
+    assert sites(0).status_code == 204  # as Dash asks when the 分析 tab is built
+    clicked = sites(1)
+    assert clicked.status_code == 200 and "an-site-markers" in clicked.get_json()["response"]
