@@ -146,7 +146,7 @@ def test_a_new_case_and_alarm_arrive_within_one_refresh(kiosk, live_server, demo
 
 def choose(browser, label: str) -> None:
     """Pick an option of the one-map page's big-screen control."""
-    browser.find_element(By.ID, "bs-pin-select").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "bs-pin-select")).click()
     WebDriverWait(browser, 10).until(lambda d: d.execute_script(
         "const o = [...document.querySelectorAll('[role=option]')]"
         ".find(e => e.textContent.trim() === arguments[0]); if (o) { o.click(); } return !!o;", label))  # fmt: skip

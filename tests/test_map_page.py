@@ -190,7 +190,7 @@ def test_search_zooms_to_an_address_and_marks_it(live_server, browser, demo_engi
 
 def choose_area(browser, wait, name: str) -> None:
     """Pick an area in the selector by typing part of its name."""
-    browser.find_element(By.ID, "area-select").click()
+    wait.until(lambda d: d.find_element(By.ID, "area-select")).click()  # an async component
     search = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-search"))
     search.send_keys(name)
     wait.until(lambda d: d.execute_script(
@@ -244,8 +244,8 @@ def test_shared_url_restores_the_view(live_server, browser, demo_engine):
     assert restored["zoom"] == view["zoom"]
     assert abs(restored["center"]["lat"] - view["center"]["lat"]) < 1e-4
     assert abs(restored["center"]["lng"] - view["center"]["lng"]) < 1e-4
-    chosen = browser.find_element(By.ID, "area-select").text
-    assert street["name"] in chosen
+    # the drop-down is an async component: the map can be drawn before it is
+    wait.until(lambda d: street["name"] in d.find_element(By.ID, "area-select").text)
     q = parse_qs(urlparse(browser.current_url).query)
     assert q["area"] == [street["code"]]
     assert errors(browser) == []
