@@ -228,7 +228,7 @@ def columns(kind: str) -> list[dict]:
 def register(app, settings) -> None:
     """Fill the code from a map click; run the four analyses; zoom from the table."""
 
-    @app.callback(Output(CODE, "value"), Input(CLICKED, "data"), prevent_initial_call=True)
+    @app.callback(Output(CODE, "value"), Input(CLICKED, "data"))  # also as the tab is built
     def _clicked(clicked):
         layer = clicked.get("layer") if isinstance(clicked, dict) else None
         if layer not in DRAIN_LAYERS:

@@ -88,11 +88,13 @@ MIRRORED = ((ids.PANEL_TAB, ids.PANEL_TABS, "value"), (ids.PANEL_MAP_CLICK, ids.
             (ids.PANEL_OBJECT, ids.CLICKED_STORE, "data"))  # fmt: skip
 
 
-def mirrors(tab: str) -> list:
-    """The copies a lazily built tab's callbacks listen to (the open tab is this one)."""
+def mirrors(tab: str, clicked=None) -> list:
+    """The copies a lazily built tab's callbacks listen to: the open tab (this one), map clicks,
+    and the object clicked before the tab was built."""
     return [dcc.Store(id=ids.in_panel(ids.PANEL_TAB, tab), data=tab),
             dcc.Store(id=ids.in_panel(ids.PANEL_MAP_CLICK, tab)),
-            dcc.Store(id=ids.in_panel(ids.PANEL_OBJECT, tab))]  # fmt: skip
+            dcc.Store(id=ids.in_panel(ids.PANEL_OBJECT, tab),
+                      **({"data": clicked} if isinstance(clicked, dict) else {}))]  # fmt: skip
 
 
 def listed_tabs(outputs) -> list:
@@ -103,14 +105,17 @@ def listed_tabs(outputs) -> list:
     return [i.get("tab") if isinstance(i, dict) else None for i in ids_]
 
 
-def mount_panel(tab, tabs: list[str], bodies, tool_tabs: list[str], user: User) -> tuple:
-    """(tab bodies, map tools) after opening `tab`: its content built for this user and its map
-    tools added if it was still empty, everything else left as it is."""
+def mount_panel(tab, tabs: list[str], bodies, tool_tabs: list[str], user: User,
+                clicked=None) -> tuple:  # fmt: skip
+    """(tab bodies, map tools) after opening `tab`: its content built for this user (knowing the
+    object clicked so far) and its map tools added if it was still empty, everything else left as
+    it is."""
     if not isinstance(tab, str) or tab not in LAZY_TABS or tab not in tabs:
         raise PreventUpdate
     if not isinstance(bodies, list) or len(bodies) != len(tabs) or bodies[tabs.index(tab)]:
         raise PreventUpdate
-    body = [[*mirrors(tab), LAZY_TABS[tab][1](user)] if t == tab else no_update for t in tabs]
+    body = [[*mirrors(tab, clicked), LAZY_TABS[tab][1](user)] if t == tab else no_update
+            for t in tabs]  # fmt: skip
     tools = [LAZY_TOOLS[t]() if t == tab and t in LAZY_TOOLS else no_update for t in tool_tabs]
     return body, tools
 
@@ -283,13 +288,13 @@ def register(app, settings) -> None:
 
     @app.callback(Output(ids.panel_body(ALL), "children"), Output(ids.panel_tools(ALL), "children"),
                   Input(ids.PANEL_TABS, "value"), State(ids.panel_body(ALL), "children"),
-                  prevent_initial_call=True)  # fmt: skip
-    def _mount(tab, bodies):
+                  State(ids.CLICKED_STORE, "data"), prevent_initial_call=True)  # fmt: skip
+    def _mount(tab, bodies, clicked):
         outputs = ctx.outputs_list if isinstance(ctx.outputs_list, list) else []
         if len(outputs) != 2:
             raise PreventUpdate
         tabs, tool_tabs = (listed_tabs(outs) for outs in outputs)
-        return mount_panel(tab, tabs, bodies, tool_tabs, current_user())
+        return mount_panel(tab, tabs, bodies, tool_tabs, current_user(), clicked)
 
     for kind, source, prop in MIRRORED:
         app.clientside_callback(ClientsideFunction("onemap_panel", "mirror"),

@@ -14,6 +14,7 @@ from callbacks import side_panel
 from callbacks.layer_tree import show_details
 from layers.registry import REGISTRY
 from tests.conftest import auth
+from tests.test_handlers import registered_output
 
 QUERY = "layers=road,component_02,case&o.road=0.4&f.component_02.class_code=0201,0202&f.case.reported_at_from=2026-01-01"
 
@@ -101,7 +102,8 @@ def test_analysis_tabs_are_empty_until_opened(client, role_tokens):
             "outputs": [[{"id": b["id"], "property": "children"} for b in bodies],
                         [{"id": {"type": "panel-tools", "tab": "analysis"}, "property": "children"}]],
             "inputs": [{"id": "panel-tabs", "property": "value", "value": "analysis"}],
-            "state": [[{"id": b["id"], "property": "children", "value": None} for b in bodies]],
+            "state": [[{"id": b["id"], "property": "children", "value": None} for b in bodies],
+                      {"id": "clicked-object", "property": "data", "value": None}],
             "changedPropIds": ["panel-tabs.value"]}  # fmt: skip
     resp = client.post("/_dash-update-component", json=body, headers=headers)
     assert resp.status_code == 200, (outputs, resp.data[:300])
@@ -167,5 +169,36 @@ def test_building_a_tab_runs_no_analysis(client, role_tokens):
         return client.post("/_dash-update-component", json=body, headers=headers)
 
     assert sites(0).status_code == 204  # as Dash asks when the 分析 tab is built
-    clicked = sites(1)
-    assert clicked.status_code == 200 and "an-site-markers" in clicked.get_json()["response"]
+    # the same for the drainage analyses (all four buttons at 0), while a press runs one
+    buttons = ("dr-trace", "dr-catchment", "dr-quality", "dr-risk")
+    outputs = [("dr-result", "children"), ("dr-table", "columns"), ("dr-table", "data"),
+               ("dr-overlay", "data"), ("view-request", "data")]  # fmt: skip
+
+    def drainage(pressed: str | None):
+        body = {"output": registered_output(client, outputs),
+                "outputs": [{"id": i, "property": p} for i, p in outputs],
+                "inputs": [{"id": b, "property": "n_clicks", "value": int(b == pressed)}
+                           for b in buttons],
+                "state": [{"id": "dr-code", "property": "value", "value": None},
+                          {"id": "dr-direction", "property": "value", "value": "down"},
+                          {"id": "area-value", "property": "data", "value": None}],
+                "changedPropIds": [f"{b}.n_clicks" for b in buttons]}  # fmt: skip
+        return client.post("/_dash-update-component", json=body, headers=headers)
+
+    assert drainage(None).status_code == 204
+    pressed = drainage("dr-quality")
+    assert pressed.status_code == 200 and "dr-result" in pressed.get_json()["response"]
+
+
+def test_a_tab_built_later_knows_the_object_clicked_before():
+    user = User(0, "t", ROLES["operator"], ())
+    tabs = list(side_panel.LAZY_TABS)
+    clicked = {"layer": "drain_well", "id": 5}
+    body, _ = side_panel.mount_panel("drainage", tabs, [None] * len(tabs), [], user, clicked)
+    stores = [c for c in body[tabs.index("drainage")] if getattr(c, "id", None) ==
+              {"type": "panel-object", "tab": "drainage"}]  # fmt: skip
+    assert [s.data for s in stores] == [clicked]
+    body, _ = side_panel.mount_panel("drainage", tabs, [None] * len(tabs), [], user, "junk")
+    stores = [c for c in body[tabs.index("drainage")] if getattr(c, "id", None) ==
+              {"type": "panel-object", "tab": "drainage"}]  # fmt: skip
+    assert not hasattr(stores[0], "data") or stores[0].data is None
