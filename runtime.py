@@ -92,8 +92,8 @@ def install(server: Flask, settings: Settings) -> Runtime:
 
 
 def warm_pool(engine: Engine, connections: int) -> None:
-    """Open `connections` pooled connections at once, PostGIS, GEOS and PROJ loaded in each (about
-    70 ms a connection here)."""
+    """Open `connections` pooled connections at once, PostGIS, GEOS and the PROJ pipelines loaded
+    in each (about 350 ms a connection here, see WARM_SQL)."""
     held = []
     try:
         for _ in range(connections):
