@@ -193,12 +193,22 @@ def check_geometry(geom, target: str) -> tuple[object, Problems]:
     return fixed, [("geometry_repaired", reason)]
 
 
+def out_of_range(minx, miny, maxx, maxy, extent: tuple | None) -> tuple:
+    """(outside the lon/lat range, outside the city extent when one is known), for one geometry's
+    bounds or for arrays of them (NaN bounds, of no geometry, are in range)."""
+    lonlat = (minx < -180) | (maxx > 180) | (miny < -90) | (maxy > 90)
+    if not extent:
+        return lonlat, lonlat & False
+    return lonlat, (minx < extent[0]) | (miny < extent[1]) | (maxx > extent[2]) | (maxy > extent[3])
+
+
 def check_position(bounds: np.ndarray, extent: tuple | None) -> Problems:
     """Inside the lon/lat range, and inside the city extent when one is known."""
     minx, miny, maxx, maxy = bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+    lonlat, outside = out_of_range(minx, miny, maxx, maxy, extent)
+    if lonlat:
         return [("outside_lonlat", f"({minx:.6g}, {miny:.6g})")]
-    if extent and (minx < extent[0] or miny < extent[1] or maxx > extent[2] or maxy > extent[3]):
+    if outside:
         return [("outside_extent", f"({minx:.6f}, {miny:.6f}) 不在 {list(extent)} 内")]
     return []
 
@@ -219,11 +229,8 @@ def plain_geometries(geoms: np.ndarray, target: str) -> tuple[np.ndarray, np.nda
 
 def outside_rows(fitted: np.ndarray, extent: tuple | None) -> np.ndarray:
     """Indexes of the geometries `check_position` has something to say about."""
-    minx, miny, maxx, maxy = shapely.bounds(fitted).T
-    outside = (minx < -180) | (maxx > 180) | (miny < -90) | (maxy > 90)
-    if extent:
-        outside |= (minx < extent[0]) | (miny < extent[1]) | (maxx > extent[2]) | (maxy > extent[3])
-    return np.flatnonzero(outside)
+    lonlat, outside = out_of_range(*shapely.bounds(fitted).T, extent)
+    return np.flatnonzero(lonlat | outside)
 
 
 def geometry_problems(geoms: np.ndarray, spec: LayerSpec,
