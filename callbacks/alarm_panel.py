@@ -20,7 +20,7 @@ from analytics.cameras import alarm_linkage, point_linkage
 from auth.accounts import User
 from auth.web import client_ip, current_user
 from callbacks import ids
-from callbacks.ui import row_view
+from callbacks.ui import acted, row_view
 from errors import OneMapError
 from geodata import catalog
 from runtime import runtime
@@ -301,7 +301,7 @@ def register(app, settings) -> None:
                   State(ids.PANEL_TABS, "value"), prevent_initial_call=True)  # fmt: skip
     def _choose(cell, _clicks, clicked, rows, tab):
         trigger = ctx.triggered_id
-        if isinstance(trigger, dict) and not any(t["value"] for t in ctx.triggered):
+        if isinstance(trigger, dict) and not acted():
             raise PreventUpdate  # markers redrawn, not clicked
         try:
             chosen, view = chosen_of(trigger, cell, rows, clicked, tab)
@@ -323,7 +323,7 @@ def register(app, settings) -> None:
                   prevent_initial_call=True)  # fmt: skip
     def _open_archive(_clicks):
         trigger = ctx.triggered_id
-        if not isinstance(trigger, dict) or not any(t["value"] for t in ctx.triggered):
+        if not isinstance(trigger, dict) or not acted():
             raise PreventUpdate
         return {"layer": trigger.get("layer"), "id": trigger.get("id")}  # the 档案 tab checks it
 

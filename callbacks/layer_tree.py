@@ -11,7 +11,7 @@ from auth.access import layer_allowed
 from auth.accounts import User
 from auth.web import current_user
 from callbacks import ids
-from callbacks.ui import CODE_NAMES, DROPDOWN_LABELS
+from callbacks.ui import CODE_NAMES, DROPDOWN_LABELS, output_id_field
 from layers.registry import GROUPS, REGISTRY, Layer
 
 DEFAULT_ON = ("road", "green_space", "component_01")
@@ -32,17 +32,21 @@ def control_ids(layers: list[Layer]) -> tuple[list, list, list]:
     return on_ids, f_ids, r_ids
 
 
+def control_key(control_id: dict) -> tuple:
+    """(layer, field) of a control id, how initial values are keyed."""
+    return control_id["layer"], control_id.get("field")
+
+
 def initial_values(layers: list[Layer], search: str) -> dict:
     """Control values for a page URL, so the first map state needs no extra round trip."""
     on_ids, f_ids, r_ids = control_ids(layers)
     c = query_to_controls(search, on_ids, on_ids, f_ids, r_ids)
-    key = lambda i: (i["layer"], i.get("field"))  # noqa: E731
     return {
         "on": {i["layer"]: v for i, v in zip(on_ids, c["on"], strict=True)},
         "opacity": {i["layer"]: v for i, v in zip(on_ids, c["opacity"], strict=True)},
-        "filter": {key(i): v for i, v in zip(f_ids, c["filters"], strict=True)},
-        "start": {key(i): v for i, v in zip(r_ids, c["start"], strict=True)},
-        "end": {key(i): v for i, v in zip(r_ids, c["end"], strict=True)},
+        "filter": {control_key(i): v for i, v in zip(f_ids, c["filters"], strict=True)},
+        "start": {control_key(i): v for i, v in zip(r_ids, c["start"], strict=True)},
+        "end": {control_key(i): v for i, v in zip(r_ids, c["end"], strict=True)},
         "area": c["area"] if c["area"] and c["area"].isdigit() else None,
         "view": c["view"],
     }
@@ -52,12 +56,11 @@ def initial_state(layers: list[Layer], init: dict) -> dict:
     """The map state of the controls as `tree` sets them (what the state callback would answer),
     so the page draws its first tiles without a round trip to the server."""
     on_ids, f_ids, r_ids = control_ids(layers)
-    key = lambda i: (i["layer"], i.get("field"))  # noqa: E731
     return build_state([init["on"][i["layer"]] for i in on_ids],
                        [init["opacity"][i["layer"]] for i in on_ids], on_ids, on_ids,
-                       [init["filter"][key(i)] for i in f_ids], f_ids,
-                       [init["start"][key(i)] for i in r_ids], [init["end"][key(i)] for i in r_ids],
-                       r_ids, init["area"])  # fmt: skip
+                       [init["filter"][control_key(i)] for i in f_ids], f_ids,
+                       [init["start"][control_key(i)] for i in r_ids],
+                       [init["end"][control_key(i)] for i in r_ids], r_ids, init["area"])  # fmt: skip
 
 
 def tree(layers: list[Layer], init: dict) -> html.Div:
@@ -251,8 +254,7 @@ def register(app) -> None:
                   Input(layer_id("layer-on", MATCH), "value"),
                   State(layer_id("layer-details", MATCH), "children"), prevent_initial_call=True)  # fmt: skip
     def _details(on, shown):
-        target = ctx.outputs_list if isinstance(ctx.outputs_list, dict) else {}
-        layer = target.get("id", {}).get("layer") if isinstance(target.get("id"), dict) else None
+        layer = output_id_field(ctx.outputs_list, "layer")
         return show_details(layer, on, shown, current_user())
 
     @app.callback(Output(ids.URL, "search"), Input(ids.STATE_STORE, "data"),

@@ -10,7 +10,7 @@ from analytics.duplicates import similar_to_case
 from auth.accounts import User
 from auth.web import client_ip, current_user
 from callbacks import alarm_panel, analysis_panel, case_panel, drainage_panel, ids, parking_panel
-from callbacks.ui import CODE_NAMES
+from callbacks.ui import CODE_NAMES, acted, output_id_field
 from errors import OneMapError
 from layers.registry import REGISTRY
 from params import parse_lonlat
@@ -101,8 +101,7 @@ def listed_tabs(outputs) -> list:
     """The tab named by each output of a wildcard output list (sent by the page: untrusted)."""
     if not isinstance(outputs, list):
         raise PreventUpdate
-    ids_ = [o.get("id") if isinstance(o, dict) else None for o in outputs]
-    return [i.get("tab") if isinstance(i, dict) else None for i in ids_]
+    return [output_id_field(o, "tab") for o in outputs]
 
 
 def mount_panel(tab, tabs: list[str], bodies, tool_tabs: list[str], user: User,
@@ -344,7 +343,7 @@ def register(app, settings) -> None:
                   State(RESULTS_STORE, "data"), prevent_initial_call=True)  # fmt: skip
     def _go(_hits, _zooms, hits):
         trigger = ctx.triggered_id
-        if not trigger or not any(t["value"] for t in ctx.triggered):
+        if not trigger or not acted():
             raise PreventUpdate
         try:
             lat, lon, text = chosen_place(trigger, hits)

@@ -32,7 +32,15 @@ def row_view(cell, rows, zoom: int = 17) -> dict | None:
 
 def acted() -> bool:
     """Whether someone did something: an input that triggered this call holds a value (a click
-    counted, a point picked). Dash also calls a tab's callbacks whose outputs lie outside the tab
-    when the tab is built (side_panel.mount_panel), with every input at its empty start value and
-    regardless of prevent_initial_call: such a call must not run an analysis."""
+    counted, a point picked). Dash also calls callbacks with every triggering input empty: when
+    wildcard inputs were redrawn (search hits, markers), and, regardless of prevent_initial_call,
+    a tab's callbacks whose outputs lie outside it when the tab is built (side_panel.mount_panel).
+    Such a call must not act."""
     return any(t.get("value") not in (None, 0, "", [], {}) for t in ctx.triggered)
+
+
+def output_id_field(output, key: str):
+    """A field of the id of one output of this call (Dash's outputs_list, sent by the page:
+    untrusted); None when it is not there."""
+    component = output.get("id") if isinstance(output, dict) else None
+    return component.get(key) if isinstance(component, dict) else None
