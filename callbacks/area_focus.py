@@ -5,7 +5,7 @@ from __future__ import annotations
 from dash import Input, Output, dcc, html, no_update
 
 from callbacks import ids
-from callbacks.ui import DROPDOWN_LABELS
+from callbacks.ui import DROPDOWN_LABELS, store
 from geodata.areas import is_area_code
 from geodata.queries import area as area_row
 from geodata.queries import child_areas, districts_with_streets
@@ -32,9 +32,7 @@ def selector(area: str | None = None, outline: dict | None = None) -> html.Div:
                 optionHeight=30,
                 maxHeight=420,
             ),
-            # no `data` at all without an area: dcc.Store answers a null `data` at mount by
-            # setting it (to undefined), which would ask the server for the map state again
-            dcc.Store(id=ids.AREA_VALUE, **({"data": area} if area else {})),
+            store(ids.AREA_VALUE, area or None),
         ],
     )
 

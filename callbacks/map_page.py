@@ -23,6 +23,7 @@ from callbacks import (
     side_panel,
 )
 from callbacks.pages import Page
+from callbacks.ui import store
 from layers.registry import layer_json
 from runtime import runtime
 from settings import Settings
@@ -52,7 +53,7 @@ def layout(settings: Settings, user: User, query: str) -> html.Div:
             dcc.Store(id=ids.STATE_STORE, data=layer_tree.initial_state(layers, init)),
             dcc.Store(id=ids.MAP_DRAWN),
             dcc.Store(id=ids.CLICKED_STORE),
-            dcc.Store(id=ids.VIEW_REQUEST, data=init["view"] or area_view),
+            store(ids.VIEW_REQUEST, init["view"] or area_view),
             dcc.Store(id=ids.LAYERS_SYNCED),
             dcc.Store(id=ids.VIEW_APPLIED),
             header(settings, user, init["area"], outline),

@@ -10,7 +10,7 @@ from analytics.duplicates import similar_to_case
 from auth.accounts import User
 from auth.web import client_ip, current_user
 from callbacks import alarm_panel, analysis_panel, case_panel, drainage_panel, ids, parking_panel
-from callbacks.ui import CODE_NAMES, acted, output_id_field
+from callbacks.ui import CODE_NAMES, acted, output_id_field, store
 from errors import OneMapError
 from layers.registry import REGISTRY
 from params import parse_lonlat
@@ -93,8 +93,7 @@ def mirrors(tab: str, clicked=None) -> list:
     and the object clicked before the tab was built."""
     return [dcc.Store(id=ids.in_panel(ids.PANEL_TAB, tab), data=tab),
             dcc.Store(id=ids.in_panel(ids.PANEL_MAP_CLICK, tab)),
-            dcc.Store(id=ids.in_panel(ids.PANEL_OBJECT, tab),
-                      **({"data": clicked} if isinstance(clicked, dict) else {}))]  # fmt: skip
+            store(ids.in_panel(ids.PANEL_OBJECT, tab), clicked if isinstance(clicked, dict) else None)]  # fmt: skip
 
 
 def listed_tabs(outputs) -> list:

@@ -1,6 +1,6 @@
 """Shared UI text: Chinese labels for Dash components and names of code values."""
 
-from dash import ctx
+from dash import ctx, dcc
 
 from geodata import catalog
 
@@ -44,3 +44,10 @@ def output_id_field(output, key: str):
     untrusted); None when it is not there."""
     component = output.get("id") if isinstance(output, dict) else None
     return component.get(key) if isinstance(component, dict) else None
+
+
+def store(component_id, data=None) -> dcc.Store:
+    """A dcc.Store of `data`, without any `data` prop when there is none: a Store given a null
+    `data` sets it again (to undefined) as it mounts, which fires every callback listening to it
+    (for the area focus, a needless trip to the server for the map state)."""
+    return dcc.Store(id=component_id, **({} if data is None else {"data": data}))
