@@ -54,6 +54,7 @@ SUITES = (
     Suite("coverage", "bench.coverage", "city"),
     Suite("parking", "bench.parking", None),
     Suite("page", "bench.page", "city"),
+    Suite("bigscreen-render", "bench.bigscreen", "city", ("--mode", "render"), json=True),
     Suite("bigscreen", "bench.bigscreen", "city"),  # a 30-minute soak of /bigscreen
     Suite("loading", "bench.loading", None, json=True),
     Suite("growth", "bench.growth", None, json=True),

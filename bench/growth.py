@@ -30,6 +30,7 @@ from analytics.contract import run_analysis
 from auth.accounts import User
 from auth.roles import ROLES
 from bench.common import Server, drop_user, token_session, write_section
+from bench.coverage import district_with_most_housing, what_if_park
 from bench.env import SCALE_DATABASES, demo_database, machine, plain
 from bench.sample import BANDS, band_of, busiest_district, tile_list
 from bench.tiles import bench_users, fetch, floor_times, percentile, sequential, stored_paths
@@ -51,13 +52,21 @@ def analyses(conn) -> list[tuple[str, str, dict]]:
     box = conn.execute(text("SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM "
                             "(SELECT ST_Extent(geom) AS b FROM case_record) x")).one()  # fmt: skip
     bbox = ",".join(f"{v:.6f}" for v in box)
+    housing = district_with_most_housing(conn)
+    park = what_if_park(conn, housing)
+    moment = conn.execute(text("SELECT max(observed_at) FROM parking_occupancy")).scalar()
     return [("Gi* hotspots, a year, whole city", "hotspots", {**year, "cells": "unit_grid"}),
             ("emerging hotspots, 52 weeks, busiest district", "emerging",
              {**weeks, "cells": "unit_grid", "area": district}),
             ("heat, a year, whole city", "heat", {**year, "bbox": bbox}),
             ("case KPIs by district, a year", "case-kpis", {**year, "by": "district"}),
             ("park coverage, whole city", "park-coverage", {}),
+            ("park coverage what-if, district with most housing", "park-coverage-what-if",
+             {"area": housing, "geometry": park}),
+            ("park siting k=3, district with most housing", "park-siting", {"area": housing, "k": 3}),
             ("pipe risk, whole city", "pipe-risk", {}),
+            ("parking heat, the last reading's moment", "parking-heat",
+             {"at": moment.isoformat()}),
             ("parking utilisation, a week", "parking", week)]  # fmt: skip
 
 
@@ -126,31 +135,39 @@ def busiest_district_of(engine) -> str:
 def report(results: dict, args) -> str:
     """The growth table (one column per scale)."""
     scales = list(results)
-    head = "| measure | " + " | ".join(f"{s} ({SCALE_DATABASES[s]})" for s in scales) + " |"
+    last = f"{scales[-1]} / {scales[-2]}" if len(scales) > 1 else None
+    head = ("| measure | " + " | ".join(f"{s} ({SCALE_DATABASES[s]})" for s in scales)
+            + (f" | {last} |" if last else " |"))  # fmt: skip
     lines = [f"Measured {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {machine()}, 1-minute "
              f"load {os.getloadavg()[0]:.1f} at the end.", "",
              f"Command: `.venv/bin/python -m bench.growth --scales {args.scales} --seed {args.seed} "
              f"--per-zoom {args.per_zoom} --repeat {args.repeat}`. Tile list: the procedure of "
              f"`bench/sample.py` (seed {args.seed}, {args.per_zoom} tiles per layer and zoom) drawn "
              "on each scale's own data, so each scale's densest tiles are in; floor = the tile "
-             "statement alone, cold = our /tiles with the cache off (leader). Chart: "
-             "[docs/growth.html](growth.html).", "",
-             head, "| " + " | ".join(["---"] + ["---:"] * len(scales)) + " |"]  # fmt: skip
+             "statement alone, cold = our /tiles with the cache off (leader)"
+             + (f"; the last column is the {last} ratio" if last else "")
+             + ". Chart: [docs/growth.html](growth.html).", "",
+             head, "| " + " | ".join(["---"] + ["---:"] * (len(scales) + bool(last))) + " |"]  # fmt: skip
+
+    def row(label: str, values: list, fmt: str) -> str:
+        """One table row: a value per scale (None: failed) and the ratio of the last two."""
+        cells = ["failed" if v is None else format(v, fmt) for v in values]
+        if last:
+            a, b = values[-2], values[-1]
+            cells.append(f"{b / a:.1f}×" if a and b is not None else "—")
+        return f"| {label} | " + " | ".join(cells) + " |"
+
     for table in ("component", "case_record", "unit_grid"):
-        lines.append(f"| rows: {table} | " + " | ".join(
-            f"{results[s]['tiles']['sizes'][table]:,}" for s in scales) + " |")  # fmt: skip
+        lines.append(row(f"rows: {table}", [results[s]["tiles"]["sizes"][table] for s in scales],
+                         ","))  # fmt: skip
     for band in BAND_NAMES:
-        lines.append(f"| densest tile objects {band} | " + " | ".join(
-            f"{results[s]['tiles']['bands'][band]['max_objects']:,}" for s in scales) + " |")  # fmt: skip
+        bands = [results[s]["tiles"]["bands"][band] for s in scales]
+        lines.append(row(f"densest tile objects {band}", [b["max_objects"] for b in bands], ","))
         for key, label in (("floor_p95", "floor p95 ms"), ("cold_p95", "cold p95 ms")):
-            lines.append(f"| tiles {band} {label} | " + " | ".join(
-                f"{results[s]['tiles']['bands'][band][key]:.1f}" for s in scales) + " |")  # fmt: skip
+            lines.append(row(f"tiles {band} {label}", [b[key] for b in bands], ".1f"))
     for i, a in enumerate(results[scales[0]]["analyses"]):
-        cells = []
-        for s in scales:
-            secs = results[s]["analyses"][i]["seconds"]
-            cells.append("failed" if secs is None else f"{secs:.2f}")
-        lines.append(f"| {a['analysis']} (s) | " + " | ".join(cells) + " |")
+        lines.append(row(f"{a['analysis']} (s)",
+                         [results[s]["analyses"][i]["seconds"] for s in scales], ".3f"))  # fmt: skip
     return "\n".join(lines)
 
 

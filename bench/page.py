@@ -41,13 +41,10 @@ ZOOMS = range(12, 19)
 DISTRICT = "370102"  # 历下区, the demo city
 RENDER_TARGET_MS, VIEW_TARGET_BYTES, HEAP_FACTOR = 2000, 1_000_000, 1.5
 
-# Injected before any page script: a resource-timing buffer large enough for hundreds of tiles,
-# a `settled(expect)` test, and a requestAnimationFrame probe that records (performance.now(),
-# i.e. ms since navigation start) the first frame in which the map is attached and the first
-# frame in which the expected layers are all on the map with every tile fetched and drawn.
-PROBE = """
+# `__benchSettled(expect)`: true when the layer manager is attached, holds exactly the layers
+# `expect` (sorted, comma-joined) and every tile of each covering the view is fetched and drawn.
+SETTLED_JS = """
 performance.setResourceTimingBufferSize(100000);
-window.__bench = {attached: null, rendered: null};
 window.__benchSettled = function (expect) {
   const o = window.onemap && window.onemap.layers;
   if (!o || !o.map()) { return false; }
@@ -65,6 +62,15 @@ window.__benchSettled = function (expect) {
   });
   return ok && n === expect.split(",").length;
 };
+"""
+# Injected before any page script: a resource-timing buffer large enough for hundreds of tiles,
+# the settled test, and a requestAnimationFrame probe that records (performance.now(), i.e. ms
+# since navigation start) the first frame in which the map is attached and the first frame in
+# which the expected layers are all on the map with every tile fetched and drawn.
+PROBE = (
+    SETTLED_JS
+    + """
+window.__bench = {attached: null, rendered: null};
 (function poll() {
   const o = window.onemap && window.onemap.layers;
   if (o && o.map() && window.__bench.attached === null) {
@@ -79,6 +85,7 @@ window.__benchSettled = function (expect) {
   requestAnimationFrame(poll);
 })();
 """
+)
 TILE_ENTRIES = """
 return performance.getEntriesByType("resource").filter(e => e.name.includes("/tiles/"))
   .map(e => [e.transferSize, e.encodedBodySize, e.startTime, e.responseEnd]);
@@ -86,9 +93,10 @@ return performance.getEntriesByType("resource").filter(e => e.name.includes("/ti
 
 
 class Browser:
-    """Headless Chromium in a fresh profile, with the probe injected into every document."""
+    """Headless Chromium in a fresh profile, with a probe (the map page's by default) injected
+    into every document."""
 
-    def __init__(self):
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT, probe: str | None = None):
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -96,15 +104,16 @@ class Browser:
         options = webdriver.ChromeOptions()
         options.binary_location = os.environ.get("ONEMAP_CHROMIUM", "/usr/bin/chromium")
         flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")]
-        for flag in [*flags, f"--window-size={WIDTH},{HEIGHT}", f"--user-data-dir={self.profile}"]:
+        for flag in [*flags, f"--window-size={width},{height}", f"--user-data-dir={self.profile}"]:
             options.add_argument(flag)
         path = os.environ.get("ONEMAP_CHROMEDRIVER", "/usr/bin/chromedriver")
         self.driver = webdriver.Chrome(service=Service(path), options=options)
         self.driver.set_script_timeout(60)
         for domain in ("Network", "Performance", "HeapProfiler"):
             self.cdp(f"{domain}.enable")
-        self.cdp("Page.addScriptToEvaluateOnNewDocument",
-                 source=PROBE % repr(sorted(DEFAULT_ON)).replace("'", '"'))  # fmt: skip
+        if probe is None:
+            probe = PROBE % repr(sorted(DEFAULT_ON)).replace("'", '"')
+        self.cdp("Page.addScriptToEvaluateOnNewDocument", source=probe)
 
     def cdp(self, cmd: str, **params) -> dict:
         """One Chrome DevTools Protocol command."""
