@@ -53,7 +53,9 @@ def versions(url: str) -> dict:
     engine = create_engine(plain(url).replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:
         out["postgresql"] = conn.execute(text("SHOW server_version")).scalar()
-        out["postgis"] = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+        # PostGIS as installed on the server: the base database may not have the extension yet
+        out["postgis"] = conn.execute(text(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'")).scalar()  # fmt: skip
     engine.dispose()
     for lib in LIBRARIES:
         try:
