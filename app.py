@@ -25,6 +25,7 @@ def create_app(settings: Settings) -> dash.Dash:
         __name__,
         title=settings.title,
         assets_folder=str(PROJECT_ROOT / "assets"),
+        assets_path_ignore=["^plotly$"],  # the charts' bundle, loaded with the first chart only
         serve_locally=True,
         update_title=None,
         # the browser-side check of callback ids only in debug mode (callbacks/pages.py)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from settings import PROJECT_ROOT
 from tests.conftest import save_artifact, sign_in
+from tests.test_chart_bundle import bundle_traces
 from tests.test_map_page import errors
 
 pytestmark = pytest.mark.browser
@@ -79,6 +80,9 @@ def test_fills_the_screen_without_scroll_bars(kiosk, live_server, size):
     errors(kiosk)
     wait.until(lambda d: "更新于" in d.find_element(By.ID, "bs-updated").text)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#bs-chart-0 .main-svg"))
+    # drawn by the partial plotly bundle the app serves, not Dash's full one
+    traces = kiosk.execute_script("return Object.keys(Plotly.PlotSchema.get().traces)")
+    assert set(traces) == bundle_traces()
     found = kiosk.execute_script(OUTSIDE, BLOCKS)
     assert (found["w"], found["h"]) == size
     assert found["out"] == []
