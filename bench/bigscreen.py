@@ -167,10 +167,10 @@ def cold_view(base: str, kiosk: User, password: str, view: bs.View, size) -> dic
         marks = b.wait(lambda: b.js("const b = window.__bench;"
                                     "return b.drawn !== null && b.figures !== null && b;"),
                        300, f"view {view.id}")  # fmt: skip
-        sent = defaultdict(int)
-        for url, size_ in b.js(RESPONSES):
-            sent[byte_kind(url)] += size_
-        tiles = sum(1 for url, _ in b.js(RESPONSES) if byte_kind(url) == "tiles")
+        sent, tiles = defaultdict(int), 0
+        for url, sent_bytes in b.js(RESPONSES):
+            sent[byte_kind(url)] += sent_bytes
+            tiles += byte_kind(url) == "tiles"
         return {"view": view.id, "title": view.title, "size": f"{size[0]}×{size[1]}",
                 "attached": marks["attached"], "figures": marks["figures"],
                 "drawn": marks["drawn"], "complete": max(marks["figures"], marks["drawn"]),
