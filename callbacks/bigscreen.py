@@ -326,9 +326,12 @@ def chart_figure(chart_id: str, rows, scale: float) -> go.Figure:
     return dark_layout(fig, scale)
 
 
-def graph(figure: go.Figure) -> dcc.Graph:
-    """A new chart component: a changed chart replaces the old one, which Plotly purges, rather
-    than morphing it (morphing one chart type into another kept memory growing on rotation)."""
+def graph(figure: go.Figure | None) -> dcc.Graph | None:
+    """A new chart component (None for an empty slot): a changed chart replaces the old one,
+    which Plotly purges, rather than morphing it (morphing one chart type into another kept memory
+    growing on rotation)."""
+    if figure is None:
+        return None
     return dcc.Graph(figure=figure, style={"height": "100%"},
                      config={"displayModeBar": False, "staticPlot": True, "responsive": True})  # fmt: skip
 
@@ -422,7 +425,7 @@ def render(snap: dict, view: bs.View, shown: dict, scale: float) -> tuple[dict, 
         if now[f"chart{i}"] != shown.get(f"chart{i}"):
             out[f"chart{i}"] = (
                 (CHART_TITLES[chart], chart_figure(chart, charts.get(chart) or [], scale))
-                if chart else ("", go.Figure(layout={"paper_bgcolor": "rgba(0,0,0,0)"}))
+                if chart else ("", None)  # a view with fewer charts: the slot stays empty
             )  # fmt: skip
     hot = snap["parts"].get("hotspots") if view.hotspots else None
     now["hot"] = hot["hash"] if hot else "none"

@@ -97,6 +97,18 @@ def test_fills_the_screen_without_scroll_bars(kiosk, live_server, size):
     assert errors(kiosk) == []
 
 
+def test_a_view_with_fewer_charts_leaves_the_spare_panel_empty(kiosk, live_server):
+    viewport(kiosk, 1920, 1080)
+    wait = open_screen(kiosk, live_server, "?view=parking&rotate=3600")  # two charts of three
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#bs-chart-1 .main-svg"))
+    assert kiosk.find_elements(By.CSS_SELECTOR, "#bs-chart-2 *") == []  # no empty plot drawn
+    panel = (
+        "return getComputedStyle(document.getElementById('bs-chart-2').parentElement).visibility"
+    )
+    assert kiosk.execute_script(panel) == "hidden"
+    assert errors(kiosk) == []
+
+
 def test_the_kiosk_sees_no_restricted_layer(kiosk, live_server):
     viewport(kiosk, 1920, 1080)
     wait = open_screen(kiosk, live_server, "?view=video&rotate=3600")
